@@ -89,6 +89,8 @@ type Charge struct {
 	Cached bool
 	// Estimated is true when usage was counted by the tokenizer because the provider sent none.
 	Estimated bool
+	// Unpriced is true when the model has no price (served and charged $0, counted by a metric).
+	Unpriced bool
 }
 
 // Query selects ledger entries. Empty fields match everything; From/To bound the window.

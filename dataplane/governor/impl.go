@@ -1,0 +1,401 @@
+package governor
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"log/slog"
+	"strconv"
+	"sync/atomic"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/nself-org/ai-orchestration/dataplane/config"
+	"github.com/nself-org/ai-orchestration/dataplane/money"
+	"github.com/nself-org/ai-orchestration/dataplane/store"
+)
+
+// ErrIdentityRequired is returned by Admit when a request names no user or no org: budgets and
+// limits are keyed by both, so an anonymous request cannot be governed (400 invalid request).
+var ErrIdentityRequired = errors.New("a request needs a user and an org")
+
+// ErrTicketSettled is returned by Settle for a ticket that was already settled.
+var ErrTicketSettled = errors.New("ticket already settled")
+
+// Options configures [New]. Zero values take the defaults in brackets.
+type Options struct {
+	// Clock decides budget periods (which day/week/month a request falls in) and ledger hours
+	// [store.SystemClock]. Windows of rate limits use the store's clock (Redis TIME).
+	Clock store.Clock
+	// ReservationTTL is how long a budget reservation or concurrency slot outlives a replica that
+	// crashed before settling [10m]. It must exceed the longest call (streams included): a
+	// reservation that expires while its call still runs frees budget that is still at risk.
+	ReservationTTL time.Duration
+	// AdmitTimeout bounds the store call of Admit [150ms]; on timeout the fail mode applies.
+	AdmitTimeout time.Duration
+	// SettleTimeout bounds Settle [2s]: settling is what records cost, so it may wait longer.
+	SettleTimeout time.Duration
+	// BudgetFailOpen admits requests under block budgets when the store is unavailable
+	// [false: fail closed, so budgets never overspend]. Rate limits follow their own failMode.
+	BudgetFailOpen bool
+	// KeyPrefix starts every budget and limit key ["aio"].
+	KeyPrefix string
+	// Logger receives store failures and fail-mode decisions [slog.Default()].
+	Logger *slog.Logger
+	// Registerer, when set, gets the governor's Prometheus collectors (see [Metrics]).
+	Registerer prometheus.Registerer
+	// Metrics, when set, is used instead of creating (and registering) new counters.
+	Metrics *Metrics
+}
+
+type gov struct {
+	st      store.Store
+	opts    Options
+	log     *slog.Logger
+	m       *Metrics
+	idPfx   string
+	idSeq   atomic.Uint64
+	indexes atomic.Pointer[budgetIndex]
+}
+
+// New returns a Governor over st.
+func New(st store.Store, opts Options) Governor {
+	if opts.Clock == nil {
+		opts.Clock = store.SystemClock{}
+	}
+	if opts.ReservationTTL <= 0 {
+		opts.ReservationTTL = 10 * time.Minute
+	}
+	if opts.AdmitTimeout <= 0 {
+		opts.AdmitTimeout = 150 * time.Millisecond
+	}
+	if opts.SettleTimeout <= 0 {
+		opts.SettleTimeout = 2 * time.Second
+	}
+	if opts.KeyPrefix == "" {
+		opts.KeyPrefix = "aio"
+	}
+	if opts.Logger == nil {
+		opts.Logger = slog.Default()
+	}
+	m := opts.Metrics
+	if m == nil {
+		m = NewMetrics(opts.Registerer)
+	}
+	var b [6]byte
+	_, _ = rand.Read(b[:])
+	return &gov{st: st, opts: opts, log: opts.Logger, m: m, idPfx: hex.EncodeToString(b[:]) + "-"}
+}
+
+// checkMeta says what a store check stands for.
+type checkMeta struct {
+	rl       *config.RateLimit
+	route    string
+	tokens   bool // a token limit: corrected at settle
+	budget   *config.Budget
+	subject  string
+	period   string
+	resetsAt time.Time
+}
+
+type ticketState struct {
+	checks   []store.Check
+	meta     []checkMeta
+	consumed []bool
+	settled  atomic.Bool
+}
+
+func (g *gov) newID() string {
+	return g.idPfx + strconv.FormatUint(g.idSeq.Add(1), 36)
+}
+
+func tagFor(id string) string { return "{" + id + "}" }
+
+// rateSubject returns the subject and hash tag of a rate limit's dimension; ok is false when the
+// request has no value for it (e.g. no API key), in which case the limit does not apply.
+func rateSubject(per string, req *Request) (subject, tag string, ok bool) {
+	switch per {
+	case config.PerUser:
+		return req.User, req.Org, req.User != ""
+	case config.PerOrg:
+		return req.Org, req.Org, req.Org != ""
+	case config.PerAPIKey:
+		return req.APIKey, store.GlobalTag, req.APIKey != ""
+	case config.PerModel:
+		return req.Model, store.GlobalTag, req.Model != ""
+	case config.PerGlobal:
+		return "*", store.GlobalTag, true
+	}
+	return "", "", false
+}
+
+// Admit implements [Governor].
+func (g *gov) Admit(ctx context.Context, snap *config.Snapshot, req *Request) (*Decision, error) {
+	if req == nil || req.User == "" || req.Org == "" {
+		return nil, ErrIdentityRequired
+	}
+	now := g.opts.Clock.Now()
+	ts := &ticketState{}
+	if req.Route != nil {
+		for i := range req.Route.RateLimits {
+			g.addRateLimit(ts, req.Route.Name, &req.Route.RateLimits[i], req)
+		}
+	}
+	if snap != nil {
+		for _, b := range g.index(snap).applicable(req.Identity) {
+			g.addBudget(ts, b, req, now)
+		}
+	}
+	id := g.newID()
+	dec := &Decision{Ticket: &Ticket{ID: id, state: ts}}
+	ts.consumed = make([]bool, len(ts.checks))
+	if len(ts.checks) == 0 {
+		return dec, nil
+	}
+
+	sctx, cancel := context.WithTimeout(ctx, g.opts.AdmitTimeout)
+	res, err := g.st.Admit(sctx, &store.AdmitRequest{ID: id, Checks: ts.checks})
+	cancel()
+	if err != nil {
+		return g.storeDown(ctx, ts, dec, err)
+	}
+
+	var budgetDenial, rateDenial *DeniedError
+	tightest := -1
+	for i, r := range res.Results {
+		m := &ts.meta[i]
+		c := &ts.checks[i]
+		ts.consumed[i] = r.Consumed
+		if m.budget != nil {
+			g.budgetOutcome(dec, m, c, r, res.Allowed)
+			if !r.Allowed && !c.Shadow {
+				d := &DeniedError{Kind: DeniedByBudget, Name: m.budget.Name, Period: m.period,
+					ResetsAt: m.resetsAt, RetryAfter: max(0, m.resetsAt.Sub(now))}
+				if budgetDenial == nil || d.ResetsAt.After(budgetDenial.ResetsAt) {
+					budgetDenial = d
+				}
+			}
+			continue
+		}
+		name := m.route + "/" + m.rl.Name
+		state := RateLimitState{Name: m.rl.Name, Limit: c.Limit, Remaining: r.Remaining, Reset: r.Reset}
+		switch {
+		case r.Allowed:
+			g.m.LimiterDecisions.WithLabelValues(name, "allowed").Inc()
+		case c.Shadow:
+			g.m.LimiterDecisions.WithLabelValues(name, "shadow_limited").Inc()
+			g.log.InfoContext(ctx, "shadow rate limit would refuse", "limit", name, "retryAfter", r.RetryAfter)
+		default:
+			g.m.LimiterDecisions.WithLabelValues(name, "limited").Inc()
+			state.Remaining = 0
+			if rateDenial == nil || r.RetryAfter > rateDenial.RetryAfter {
+				rateDenial = &DeniedError{Kind: DeniedByRateLimit, Name: m.rl.Name, RetryAfter: r.RetryAfter,
+					ResetsAt: now.Add(r.RetryAfter), RateLimit: state}
+			}
+		}
+		if c.Shadow {
+			continue
+		}
+		if tightest < 0 || r.Remaining < res.Results[tightest].Remaining ||
+			(r.Remaining == res.Results[tightest].Remaining && r.Reset > res.Results[tightest].Reset) {
+			tightest = i
+			dec.RateLimit = state
+		}
+	}
+	if budgetDenial != nil {
+		return nil, budgetDenial
+	}
+	if rateDenial != nil {
+		return nil, rateDenial
+	}
+	if !res.Allowed { // defensive: the store refused without a non-shadow refusal
+		return nil, fmt.Errorf("failed to admit request: store refused without a reason")
+	}
+	return dec, nil
+}
+
+func (g *gov) addRateLimit(ts *ticketState, route string, rl *config.RateLimit, req *Request) {
+	subject, tag, ok := rateSubject(rl.Per, req)
+	if !ok {
+		return
+	}
+	units, tokens := rl.Requests, false
+	if units <= 0 && rl.Tokens > 0 {
+		units, tokens = rl.Tokens, true
+	}
+	if units <= 0 {
+		return
+	}
+	c := store.Check{
+		Key:    g.opts.KeyPrefix + ":rl:" + tagFor(tag) + ":" + route + ":" + rl.Name + ":" + rl.Per + ":" + subject,
+		Limit:  units,
+		Window: rl.Window,
+		Burst:  rl.Burst,
+		Cost:   1,
+		Shadow: rl.Shadow,
+		TTL:    g.opts.ReservationTTL,
+	}
+	if c.Window <= 0 {
+		c.Window = time.Minute
+	}
+	if tokens {
+		c.Cost = max(0, req.EstimatedTokens)
+	}
+	switch rl.Algorithm {
+	case config.AlgorithmSlidingWindow:
+		c.Kind = store.KindSlidingWindow
+	case config.AlgorithmConcurrency:
+		c.Kind, tokens, c.Cost = store.KindConcurrency, false, 1
+	default:
+		c.Kind = store.KindTokenBucket
+	}
+	ts.checks = append(ts.checks, c)
+	ts.meta = append(ts.meta, checkMeta{rl: rl, route: route, tokens: tokens})
+}
+
+func (g *gov) addBudget(ts *ticketState, b *config.Budget, req *Request, now time.Time) {
+	subject, tag := budgetSubject(b, req.Identity)
+	loc := location(b.TimeZone)
+	for _, l := range b.Limits {
+		_, end, label := PeriodBounds(now, loc, l.Period)
+		ts.checks = append(ts.checks, store.Check{
+			Kind:   store.KindBudget,
+			Key:    g.budgetKey(tag, b.Name, subject, l.Period, label),
+			Limit:  int64(l.Limit),
+			Cost:   int64(max(0, req.WorstCaseCost)),
+			Shadow: b.Action != config.ActionBlock,
+			TTL:    g.opts.ReservationTTL,
+			Expire: end.Sub(now) + 7*24*time.Hour,
+		})
+		ts.meta = append(ts.meta, checkMeta{budget: b, subject: subject, period: l.Period, resetsAt: end})
+	}
+}
+
+func (g *gov) budgetKey(tag, name, subject, period, label string) string {
+	return g.opts.KeyPrefix + ":budget:" + tagFor(tag) + ":" + name + ":" + subject + ":" + period + ":" + label
+}
+
+// budgetSubject is the subject a budget counts a request under, and the hash tag of its keys:
+// org-level scopes live with the org ({org}); apiKey and global budgets span orgs ({global}).
+// A user budget therefore counts a user's spend within one org.
+func budgetSubject(b *config.Budget, id Identity) (subject, tag string) {
+	switch b.Scope {
+	case config.ScopeUser:
+		return id.User, id.Org
+	case config.ScopeOrg:
+		return id.Org, id.Org
+	case config.ScopeAPIKey:
+		return id.APIKey, store.GlobalTag
+	}
+	return "*", store.GlobalTag
+}
+
+func (g *gov) budgetOutcome(dec *Decision, m *checkMeta, c *store.Check, r store.CheckResult, admitted bool) {
+	b := m.budget
+	switch {
+	case r.Allowed:
+		g.m.BudgetDecisions.WithLabelValues(b.Action, "admitted").Inc()
+	case b.Action == config.ActionBlock:
+		g.m.BudgetDecisions.WithLabelValues(b.Action, "blocked").Inc()
+	case b.Action == config.ActionDowngrade:
+		g.m.BudgetDecisions.WithLabelValues(b.Action, "downgraded").Inc()
+		if dec.Downgrade == "" {
+			dec.Downgrade = b.DowngradeTo
+		}
+	default:
+		g.m.BudgetDecisions.WithLabelValues(b.Action, "over_alert").Inc()
+	}
+	if !admitted || c.Limit <= 0 {
+		return
+	}
+	before := r.Spent + r.Reserved
+	after := before + c.Cost
+	for _, th := range b.AlertThresholds {
+		point := c.Limit / 100 * int64(th) + c.Limit%100*int64(th)/100
+		if before < point && after >= point {
+			dec.Alerts = append(dec.Alerts, Alert{Budget: b.Name, Subject: m.subject, Period: m.period,
+				Threshold: th, Spent: money.Nanos(after), Limit: money.Nanos(c.Limit)})
+			g.m.BudgetAlerts.WithLabelValues(b.Name, strconv.Itoa(int(th))).Inc()
+		}
+	}
+}
+
+// storeDown applies the fail modes: closed when any enforced limit says closed (or a block budget
+// applies and budgets fail closed), open otherwise. An open admission keeps its checks unconsumed,
+// so Settle still charges budgets and the ledger once the store is back.
+func (g *gov) storeDown(ctx context.Context, ts *ticketState, dec *Decision, err error) (*Decision, error) {
+	g.m.StoreErrors.WithLabelValues("admit").Inc()
+	closed := ""
+	for i, m := range ts.meta {
+		if ts.checks[i].Shadow {
+			continue
+		}
+		if m.rl != nil && m.rl.FailMode == config.FailClosed {
+			closed = m.rl.Name
+			break
+		}
+		if m.budget != nil && !g.opts.BudgetFailOpen {
+			closed = m.budget.Name
+			break
+		}
+	}
+	if closed != "" {
+		g.m.FailClosed.Inc()
+		g.log.WarnContext(ctx, "limit store unavailable; failing closed", "limit", closed, "error", err)
+		return nil, fmt.Errorf("failed to admit request: %w: %w", ErrStoreUnavailable, err)
+	}
+	g.m.FailOpen.Inc()
+	g.log.WarnContext(ctx, "limit store unavailable; failing open", "error", err)
+	return dec, nil
+}
+
+// Settle implements [Governor].
+func (g *gov) Settle(ctx context.Context, req *Request, t *Ticket, c Charge) error {
+	if t == nil || req == nil {
+		return fmt.Errorf("failed to settle: nil ticket or request")
+	}
+	ts, ok := t.state.(*ticketState)
+	if !ok {
+		return fmt.Errorf("failed to settle: ticket %q was not issued by this governor", t.ID)
+	}
+	if !ts.settled.CompareAndSwap(false, true) {
+		return fmt.Errorf("failed to settle ticket %q: %w", t.ID, ErrTicketSettled)
+	}
+	tokens := c.Usage.PromptTokens + c.Usage.CompletionTokens
+	s := &store.Settlement{ID: t.ID, Ops: make([]store.SettleOp, 0, len(ts.checks))}
+	for i := range ts.checks {
+		ch, m := &ts.checks[i], &ts.meta[i]
+		actual := ch.Cost
+		switch {
+		case m.budget != nil:
+			actual = int64(c.Cost)
+		case m.tokens:
+			actual = tokens
+		}
+		if m.budget == nil && !ts.consumed[i] {
+			continue
+		}
+		s.Ops = append(s.Ops, store.SettleOp{Check: *ch, Consumed: ts.consumed[i], Actual: actual})
+	}
+	s.Usage = &store.UsageRecord{
+		At: g.opts.Clock.Now(), User: req.User, Org: req.Org, APIKey: req.APIKey,
+		Model: req.Model, Provider: req.Provider, Requests: 1, Tokens: tokens, Cost: int64(c.Cost),
+	}
+	if c.Estimated {
+		g.m.UsageEstimated.Inc()
+	}
+	if c.Unpriced {
+		g.m.UsageUnpriced.Inc()
+	}
+	sctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), g.opts.SettleTimeout)
+	defer cancel()
+	if err := g.st.Settle(sctx, s); err != nil {
+		g.m.StoreErrors.WithLabelValues("settle").Inc()
+		g.log.ErrorContext(ctx, "failed to settle usage", "ticket", t.ID, "cost", c.Cost.String(), "error", err)
+		return fmt.Errorf("failed to settle ticket %q: %w", t.ID, err)
+	}
+	return nil
+}

@@ -1,0 +1,83 @@
+// Package handlers holds the data plane's HTTP handlers and the one service they share. A
+// handler binds and validates its body, calls one [Service] method and renders the result in
+// its API's shape (/api/ai or OpenAI's /v1). The service runs the request path in the
+// documented order: route resolution → rate limits and budget reservation (one governor call)
+// → input guardrails → cache lookup → provider call (retries, failover) → output guardrails →
+// settle (with a context that survives the client) → cache store.
+package handlers
+
+import (
+	"context"
+	"log/slog"
+	"time"
+
+	"github.com/nself-org/ai-orchestration/dataplane/config"
+	"github.com/nself-org/ai-orchestration/dataplane/governor"
+	"github.com/nself-org/ai-orchestration/dataplane/metrics"
+	"github.com/nself-org/ai-orchestration/dataplane/providers"
+	"github.com/nself-org/ai-orchestration/dataplane/route"
+)
+
+// Guard is the guardrail engine as the request path needs it. The server adapts
+// dataplane/guard to it; a nil Guard means no guardrails (and /moderate reports nothing).
+type Guard interface {
+	// Input checks (and may redact) the messages of a request under route's guardrails. A
+	// refusal is an error for which [IsBlocked] is true.
+	Input(ctx context.Context, r *config.Route, msgs []providers.Message) ([]providers.Message, error)
+	// Output checks (and may redact) a complete reply.
+	Output(ctx context.Context, r *config.Route, content string) (string, error)
+	// Stream returns a filter for streamed output, nil when the route needs none.
+	Stream(r *config.Route) StreamFilter
+	// Moderate scores one input (categories, scores, PII spans).
+	Moderate(ctx context.Context, input string) (*Moderation, error)
+}
+
+// StreamFilter redacts streamed output; it may hold back text that could be the start of a
+// match and releases it with a later Push or with Flush.
+type StreamFilter interface {
+	Push(delta string) string
+	Flush() string
+}
+
+// Moderation is a moderation verdict.
+type Moderation struct {
+	Flagged    bool
+	Categories map[string]bool
+	Scores     map[string]float64
+	PII        []PIISpan
+}
+
+// PIISpan locates personal data in code points of the input, End exclusive.
+type PIISpan struct {
+	Type  string `json:"type"`
+	Start int    `json:"start"`
+	End   int    `json:"end"`
+}
+
+// BlockedError is a guardrail refusal (422 content_blocked).
+type BlockedError struct{ Reason string }
+
+func (e *BlockedError) Error() string { return "content blocked: " + e.Reason }
+
+// Cache is the response cache as the request path needs it. Keys are built by the service and
+// are already tenant-scoped; a nil Cache disables caching.
+type Cache interface {
+	Get(ctx context.Context, key string) ([]byte, bool)
+	Set(ctx context.Context, key string, value []byte, ttl time.Duration)
+}
+
+// Deps are the service's collaborators. Governor and Planner are required.
+type Deps struct {
+	Governor governor.Governor
+	Planner  *route.Planner
+	Guard    Guard
+	Cache    Cache
+	Metrics  *metrics.Metrics
+	Log      *slog.Logger
+	// SettleTimeout bounds a settle; it runs on a context detached from the client.
+	SettleTimeout time.Duration
+	// DefaultMaxOutput is reserved when neither the request nor the model caps the output.
+	DefaultMaxOutput int64
+	// Now is the clock for usage windows; default time.Now.
+	Now func() time.Time
+}

@@ -1,0 +1,174 @@
+package handlers
+
+import (
+	"encoding/json"
+	"errors"
+	"io"
+	"net/http"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/gin-gonic/gin"
+
+	"github.com/nself-org/ai-orchestration/dataplane/apierror"
+	"github.com/nself-org/ai-orchestration/dataplane/governor"
+	"github.com/nself-org/ai-orchestration/dataplane/metrics"
+	"github.com/nself-org/ai-orchestration/dataplane/middleware"
+	"github.com/nself-org/ai-orchestration/dataplane/money"
+	"github.com/nself-org/ai-orchestration/dataplane/runtime"
+)
+
+// Handlers are the HTTP handlers of the data plane; the server registers them in its route
+// table.
+type Handlers struct {
+	svc     *Service
+	holder  *runtime.Holder
+	metrics *metrics.Metrics
+	// Draining, when it returns true, makes /readyz fail so that load balancers stop sending
+	// new requests while in-flight ones finish.
+	Draining func() bool
+}
+
+// New returns the handlers over svc; holder backs /readyz and m serves /metrics.
+func New(svc *Service, holder *runtime.Holder, m *metrics.Metrics) *Handlers {
+	return &Handlers{svc: svc, holder: holder, metrics: m, Draining: func() bool { return false }}
+}
+
+// Service returns the service the handlers call.
+func (h *Handlers) Service() *Service { return h.svc }
+
+// Healthz answers 200 while the process runs.
+func (h *Handlers) Healthz(c *gin.Context) {
+	c.JSON(http.StatusOK, gin.H{"status": "ok"})
+}
+
+// Readyz answers 200 once a snapshot is loaded (and not draining), with the loaded
+// version/hash and the last load error.
+func (h *Handlers) Readyz(c *gin.Context) {
+	st := h.holder.Status()
+	code := http.StatusOK
+	if !st.Ready || h.Draining() {
+		code = http.StatusServiceUnavailable
+	}
+	c.JSON(code, gin.H{"ready": code == http.StatusOK, "draining": h.Draining(), "config": st})
+}
+
+// Metrics serves Prometheus metrics.
+func (h *Handlers) Metrics(c *gin.Context) { h.metrics.Handler().ServeHTTP(c.Writer, c.Request) }
+
+// bindJSON decodes the body into v, answering 400 (malformed) or 413 (too large) itself.
+func bindJSON(c *gin.Context, v any) bool {
+	if c.Request.Body == nil {
+		apierror.Abort(c, apierror.BadRequest("request body is required"))
+		return false
+	}
+	dec := json.NewDecoder(c.Request.Body)
+	if err := dec.Decode(v); err != nil {
+		if limit, ok := middleware.IsBodyTooLarge(err); ok {
+			apierror.Abort(c, middleware.TooLarge(limit))
+			return false
+		}
+		if errors.Is(err, io.EOF) {
+			apierror.Abort(c, apierror.BadRequest("request body is required"))
+			return false
+		}
+		apierror.Abort(c, apierror.BadRequest("invalid JSON body: %s", err.Error()))
+		return false
+	}
+	return true
+}
+
+// identity authorizes the key for org and builds the governor identity.
+func identity(c *gin.Context, user, org string) (governor.Identity, bool) {
+	key := middleware.APIKey(c)
+	org, aerr := middleware.Authorize(key, org)
+	if aerr != nil {
+		apierror.Abort(c, aerr)
+		return governor.Identity{}, false
+	}
+	return governor.Identity{User: user, Org: org, APIKey: key.Name}, true
+}
+
+// served writes the headers of a served reply.
+func served(c *gin.Context, provider string, cost money.Nanos, cached bool, rl governor.RateLimitState) {
+	h := c.Writer.Header()
+	h.Set("X-AI-Cost", usd(cost).String())
+	if cached {
+		h.Set("X-AI-Cache", "hit")
+	} else {
+		h.Set("X-AI-Cache", "miss")
+	}
+	if provider != "" {
+		h.Set("X-AI-Provider", provider)
+	}
+	apierror.SetRateLimitHeaders(c, rl)
+}
+
+// usd renders nano-USD as an exact JSON number ("0.00015", never a float's rounding or exponent).
+type usd money.Nanos
+
+func (u usd) String() string {
+	s := money.Nanos(u).String()
+	if strings.Contains(s, ".") {
+		s = strings.TrimRight(strings.TrimRight(s, "0"), ".")
+	}
+	return s
+}
+
+// MarshalJSON implements json.Marshaler.
+func (u usd) MarshalJSON() ([]byte, error) { return []byte(u.String()), nil }
+
+// abort maps err and writes it.
+func abort(c *gin.Context, err error) { apierror.AbortErr(c, err) }
+
+// sseHeaders starts an event stream.
+func sseHeaders(c *gin.Context) {
+	h := c.Writer.Header()
+	h.Set("Content-Type", "text/event-stream")
+	h.Set("Cache-Control", "no-cache")
+	h.Set("Connection", "keep-alive")
+	h.Set("X-Accel-Buffering", "no")
+	c.Status(http.StatusOK)
+}
+
+// writeSSE writes one event (name may be empty) and flushes; an error means the client is gone.
+func writeSSE(c *gin.Context, event string, data []byte) error {
+	var b []byte
+	if event != "" {
+		b = append(b, "event: "...)
+		b = append(b, event...)
+		b = append(b, '\n')
+	}
+	b = append(b, "data: "...)
+	b = append(b, data...)
+	b = append(b, '\n', '\n')
+	if _, err := c.Writer.Write(b); err != nil {
+		return err
+	}
+	c.Writer.Flush()
+	return nil
+}
+
+// parseWindow reads "7d", "24h", "2w", "30m" or a Go duration; empty is def.
+func parseWindow(s string, def time.Duration) (time.Duration, error) {
+	if s == "" {
+		return def, nil
+	}
+	if n := len(s); n > 1 {
+		unit := s[n-1]
+		if v, err := strconv.Atoi(s[:n-1]); err == nil && v > 0 {
+			switch unit {
+			case 'd':
+				return time.Duration(v) * 24 * time.Hour, nil
+			case 'w':
+				return time.Duration(v) * 7 * 24 * time.Hour, nil
+			}
+		}
+	}
+	d, err := time.ParseDuration(s)
+	if err != nil || d <= 0 {
+		return 0, apierror.BadRequest("window %q is not a duration such as 7d, 24h or 30m", s)
+	}
+	return d, nil
+}

@@ -1,0 +1,693 @@
+package handlers
+
+import (
+	"context"
+	cryptorand "crypto/rand"
+	"crypto/sha256"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/nself-org/ai-orchestration/dataplane/apierror"
+	"github.com/nself-org/ai-orchestration/dataplane/config"
+	"github.com/nself-org/ai-orchestration/dataplane/governor"
+	"github.com/nself-org/ai-orchestration/dataplane/money"
+	"github.com/nself-org/ai-orchestration/dataplane/providers"
+	"github.com/nself-org/ai-orchestration/dataplane/route"
+	"github.com/nself-org/ai-orchestration/dataplane/runtime"
+	"github.com/nself-org/ai-orchestration/dataplane/tokens"
+)
+
+// Service runs the request path shared by every AI endpoint of both APIs.
+type Service struct{ d Deps }
+
+// NewService fills defaults in d and returns the service.
+func NewService(d Deps) *Service {
+	if d.Log == nil {
+		d.Log = slog.Default()
+	}
+	if d.SettleTimeout <= 0 {
+		d.SettleTimeout = 5 * time.Second
+	}
+	if d.DefaultMaxOutput <= 0 {
+		d.DefaultMaxOutput = 4096
+	}
+	if d.Now == nil {
+		d.Now = time.Now
+	}
+	return &Service{d: d}
+}
+
+// ChatInput is a normalized chat request of either API.
+type ChatInput struct {
+	// Endpoint is the route-matching endpoint: route.EndpointChat or route.EndpointSummarize.
+	Endpoint       string
+	Model          string
+	Messages       []providers.Message
+	MaxTokens      int64
+	Temperature    *float64
+	TopP           *float64
+	Stop           []string
+	ResponseFormat *providers.ResponseFormat
+	Identity       governor.Identity
+}
+
+// ChatResult is a served chat reply.
+type ChatResult struct {
+	ID           string
+	Content      string
+	Model        string
+	Provider     string
+	FinishReason string
+	Usage        providers.Usage
+	Cost         money.Nanos
+	Cached       bool
+	RateLimit    governor.RateLimitState
+}
+
+// call is one admitted request between Admit and Settle.
+type call struct {
+	s       *Service
+	rt      *runtime.Runtime
+	res     *route.Resolved
+	plan    *route.Plan
+	greq    *governor.Request
+	dec     *governor.Decision
+	prompt  int64
+	cache   string // tenant-scoped cache key; "" when the route does not cache
+	ttl     time.Duration
+	settled bool
+}
+
+// resolveErr maps route errors to the contract's replies.
+func resolveErr(err error, model string) error {
+	switch {
+	case errors.Is(err, route.ErrModelNotFound):
+		if model == "" {
+			model = route.DefaultModel
+		}
+		return apierror.ModelNotFound(model)
+	case errors.Is(err, route.ErrNoUsableTarget):
+		return apierror.NoProvider(err.Error())
+	}
+	return err
+}
+
+// admit resolves the route, plans the targets and reserves the worst case with the governor.
+// count returns the prompt tokens for a target model.
+func (s *Service) admit(ctx context.Context, rt *runtime.Runtime, endpoint, model string, id governor.Identity,
+	maxOut int64, count func(model string) int64) (*call, error) {
+	res, err := rt.Routes.Resolve(route.Request{Model: model, Endpoint: endpoint, Org: id.Org, User: id.User})
+	if err != nil {
+		return nil, resolveErr(err, model)
+	}
+	c := &call{s: s, rt: rt, res: res, plan: s.d.Planner.Plan(res)}
+	if len(c.plan.Targets) == 0 {
+		return nil, apierror.NoProvider("the route has no usable target")
+	}
+	c.prompt = count(c.plan.Targets[0].Model)
+	var worst money.Nanos
+	var estimated int64
+	for _, t := range c.plan.Targets {
+		out := s.outCap(maxOut, t)
+		if endpoint == route.EndpointEmbed {
+			out = 0
+		}
+		w := money.CostOfTokens(c.prompt, t.InputPerMillion) + money.CostOfTokens(out, t.OutputPerMillion)
+		if w > worst {
+			worst = w
+		}
+		estimated = max(estimated, c.prompt+out)
+	}
+	var policy *config.Route
+	if !res.Implicit {
+		policy = res.Route
+	}
+	first := c.plan.Targets[0]
+	c.greq = &governor.Request{Identity: id, Route: policy, Endpoint: endpoint, Provider: first.Provider,
+		Model: first.Model, EstimatedTokens: estimated, WorstCaseCost: worst}
+	dec, err := s.d.Governor.Admit(ctx, rt.Snapshot, c.greq)
+	s.countDecision(err)
+	if err != nil {
+		return nil, err
+	}
+	c.dec = dec
+	if dec.Downgrade != "" && dec.Downgrade != first.Model {
+		if res2, err := rt.Routes.Resolve(route.Request{Model: dec.Downgrade, Endpoint: endpoint, Org: id.Org, User: id.User}); err == nil {
+			c.res, c.plan = res2, s.d.Planner.Plan(res2)
+		} else {
+			s.d.Log.Warn("downgrade model is not servable; keeping the requested model", "downgrade", dec.Downgrade, "error", err)
+		}
+	}
+	if pol := c.res.Route; !c.res.Implicit && pol.Cache.Enabled && s.d.Cache != nil {
+		c.ttl = pol.Cache.TTL
+		if c.ttl <= 0 {
+			c.ttl = time.Hour
+		}
+		c.cache = cacheScope(pol.Cache.Scope, id)
+	}
+	return c, nil
+}
+
+func (s *Service) outCap(maxOut int64, t *route.Target) int64 {
+	switch {
+	case maxOut > 0:
+		return maxOut
+	case t.MaxOutputTokens > 0:
+		return t.MaxOutputTokens
+	}
+	return s.d.DefaultMaxOutput
+}
+
+func (s *Service) countDecision(err error) {
+	if s.d.Metrics == nil {
+		return
+	}
+	outcome := "admitted"
+	var de *governor.DeniedError
+	switch {
+	case errors.As(err, &de) && de.Kind == governor.DeniedByBudget:
+		outcome = "budget_exceeded"
+	case errors.As(err, &de):
+		outcome = "rate_limited"
+	case err != nil:
+		outcome = "store_error"
+	}
+	s.d.Metrics.Decisions.WithLabelValues(outcome).Inc()
+}
+
+// cacheScope prefixes cache keys with the tenant, so that one org's (or user's) reply is never
+// served to another unless the policy says global. A caller without an org is scoped to its
+// API key rather than to a shared "no org" tenant.
+func cacheScope(scope string, id governor.Identity) string {
+	switch scope {
+	case config.CacheScopeGlobal:
+		return "global"
+	case config.CacheScopeUser:
+		return "user:" + strconv.Quote(id.Org) + ":" + strconv.Quote(id.User) + ":" + strconv.Quote(id.APIKey)
+	}
+	if id.Org == "" {
+		return "key:" + strconv.Quote(id.APIKey)
+	}
+	return "org:" + strconv.Quote(id.Org)
+}
+
+// cost prices usage at the snapshot's prices for provider/model.
+func cost(rt *runtime.Runtime, provider, model string, u providers.Usage) money.Nanos {
+	m, ok := rt.Model(provider, model)
+	if !ok {
+		return 0
+	}
+	cached := min(max(u.CachedPromptTokens, 0), u.PromptTokens)
+	cachedPrice := m.CachedInputPerMillion
+	if cachedPrice <= 0 {
+		cachedPrice = m.InputPerMillion
+	}
+	return money.CostOfTokens(u.PromptTokens-cached, m.InputPerMillion) +
+		money.CostOfTokens(cached, cachedPrice) +
+		money.CostOfTokens(u.CompletionTokens, m.OutputPerMillion)
+}
+
+// settle charges the call once, on a context detached from the client so that a hang-up or a
+// shutdown still records what the provider billed.
+func (c *call) settle(ctx context.Context, provider, model string, u providers.Usage, amount money.Nanos, cached, estimated bool) {
+	if c.settled {
+		return
+	}
+	c.settled = true
+	if provider != "" {
+		c.greq.Provider, c.greq.Model = provider, model
+	}
+	ch := governor.Charge{Cost: amount, Cached: cached, Estimated: estimated}
+	ch.Usage.PromptTokens = u.PromptTokens
+	ch.Usage.CompletionTokens = u.CompletionTokens
+	ch.Usage.CachedPromptTokens = u.CachedPromptTokens
+	sctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), c.s.d.SettleTimeout)
+	defer cancel()
+	var ticket *governor.Ticket
+	if c.dec != nil {
+		ticket = c.dec.Ticket
+	}
+	err := c.s.d.Governor.Settle(sctx, c.greq, ticket, ch)
+	if m := c.s.d.Metrics; m != nil {
+		if err != nil {
+			m.SettleErrors.Inc()
+		}
+		if estimated {
+			m.EstimatedUsage.Inc()
+		}
+		if !cached && provider != "" {
+			m.Tokens.WithLabelValues("prompt", provider, model).Add(float64(u.PromptTokens))
+			m.Tokens.WithLabelValues("completion", provider, model).Add(float64(u.CompletionTokens))
+			m.CostUSD.WithLabelValues(provider, model).Add(amount.USD())
+		}
+	}
+	if err != nil {
+		c.s.d.Log.Error("failed to settle a call", "provider", c.greq.Provider, "model", c.greq.Model, "error", err)
+	}
+}
+
+// release settles a call that produced nothing billable (refused by a guardrail, failed upstream).
+func (c *call) release(ctx context.Context) {
+	c.settle(ctx, "", "", providers.Usage{}, 0, false, false)
+}
+
+func (c *call) rateLimit() governor.RateLimitState {
+	if c.dec == nil {
+		return governor.RateLimitState{}
+	}
+	return c.dec.RateLimit
+}
+
+// cachedChat is the cache entry of a chat reply.
+type cachedChat struct {
+	Content      string          `json:"content"`
+	Model        string          `json:"model"`
+	Provider     string          `json:"provider"`
+	FinishReason string          `json:"finishReason"`
+	Usage        providers.Usage `json:"usage"`
+}
+
+func chatCacheKey(scope string, in *ChatInput, msgs []providers.Message) string {
+	h := sha256.New()
+	enc := json.NewEncoder(h)
+	_ = enc.Encode(struct {
+		Model          string
+		Endpoint       string
+		Messages       []providers.Message
+		MaxTokens      int64
+		Temperature    *float64
+		TopP           *float64
+		Stop           []string
+		ResponseFormat *providers.ResponseFormat
+	}{in.Model, in.Endpoint, msgs, in.MaxTokens, in.Temperature, in.TopP, in.Stop, in.ResponseFormat})
+	return "chat:" + scope + ":" + hex.EncodeToString(h.Sum(nil))
+}
+
+// prepareChat runs every step before the provider call: admission, input guardrails and the
+// cache lookup. A non-nil hit means the reply comes from the cache (already settled at $0).
+func (s *Service) prepareChat(ctx context.Context, rt *runtime.Runtime, in *ChatInput) (*call, []providers.Message, *ChatResult, error) {
+	if len(in.Messages) == 0 {
+		return nil, nil, nil, apierror.BadRequest("messages must not be empty")
+	}
+	c, err := s.admit(ctx, rt, in.Endpoint, in.Model, in.Identity, in.MaxTokens, func(model string) int64 {
+		return tokens.CountMessages(model, in.Messages)
+	})
+	if err != nil {
+		return nil, nil, nil, err
+	}
+	msgs := in.Messages
+	if s.d.Guard != nil {
+		msgs, err = s.d.Guard.Input(ctx, c.res.Route, msgs)
+		if err != nil {
+			c.release(ctx)
+			return nil, nil, nil, guardErr(err)
+		}
+	}
+	if c.cache != "" {
+		c.cache = chatCacheKey(c.cache, in, msgs)
+		b, ok := s.d.Cache.Get(ctx, c.cache)
+		var e cachedChat
+		if ok && json.Unmarshal(b, &e) == nil {
+			s.cacheResult("hit")
+			c.settle(ctx, e.Provider, e.Model, e.Usage, 0, true, false)
+			return c, msgs, &ChatResult{ID: newID("chat"), Content: e.Content, Model: e.Model, Provider: e.Provider,
+				FinishReason: e.FinishReason, Usage: e.Usage, Cached: true, RateLimit: c.rateLimit()}, nil
+		}
+		s.cacheResult("miss")
+	}
+	return c, msgs, nil, nil
+}
+
+func (s *Service) cacheResult(r string) {
+	if s.d.Metrics != nil {
+		s.d.Metrics.Cache.WithLabelValues(r).Inc()
+	}
+}
+
+func guardErr(err error) error {
+	var be *BlockedError
+	if errors.As(err, &be) {
+		return apierror.ContentBlocked(be.Reason)
+	}
+	var ae *apierror.Error
+	if errors.As(err, &ae) {
+		return ae
+	}
+	return apierror.ContentBlocked(err.Error())
+}
+
+func (in *ChatInput) request(model string, msgs []providers.Message) *providers.ChatRequest {
+	return &providers.ChatRequest{Model: model, Messages: msgs, MaxTokens: in.MaxTokens, Temperature: in.Temperature,
+		TopP: in.TopP, Stop: in.Stop, ResponseFormat: in.ResponseFormat, User: in.Identity.User}
+}
+
+// withRouteTimeout bounds one attempt by the policy's timeout (the adapters bound it by the
+// provider's own timeout as well).
+func withRouteTimeout(ctx context.Context, r *config.Route) (context.Context, context.CancelFunc) {
+	if r != nil && r.Timeout > 0 {
+		return context.WithTimeout(ctx, r.Timeout)
+	}
+	return ctx, func() {}
+}
+
+// Chat serves a complete (non-streamed) chat reply. The cost is settled before it returns, so
+// the reply never leaves the gateway unpaid.
+func (s *Service) Chat(ctx context.Context, rt *runtime.Runtime, in *ChatInput) (*ChatResult, error) {
+	c, msgs, hit, err := s.prepareChat(ctx, rt, in)
+	if err != nil || hit != nil {
+		return hit, err
+	}
+	var (
+		resp   *providers.ChatResponse
+		target *route.Target
+	)
+	err = route.Do(ctx, c.plan, func(ctx context.Context, t *route.Target) error {
+		client, _, ok := rt.Provider(t.Provider)
+		if !ok {
+			return fmt.Errorf("%w: provider %s is not configured", route.ErrNoUsableTarget, t.Provider)
+		}
+		actx, cancel := withRouteTimeout(ctx, c.res.Route)
+		defer cancel()
+		r, err := client.Chat(actx, in.request(t.Model, msgs))
+		if err != nil {
+			return err
+		}
+		resp, target = r, t
+		return nil
+	})
+	if err != nil {
+		c.release(ctx)
+		return nil, upstreamErr(err)
+	}
+	amount := cost(rt, target.Provider, target.Model, resp.Usage)
+	content := resp.Content
+	if s.d.Guard != nil {
+		content, err = s.d.Guard.Output(ctx, c.res.Route, content)
+		if err != nil {
+			// The provider billed the call: charge it even though the reply is refused.
+			c.settle(ctx, target.Provider, target.Model, resp.Usage, amount, false, false)
+			return nil, guardErr(err)
+		}
+	}
+	c.settle(ctx, target.Provider, target.Model, resp.Usage, amount, false, false)
+	out := &ChatResult{ID: resp.ID, Content: content, Model: target.Model, Provider: target.Provider,
+		FinishReason: resp.FinishReason, Usage: resp.Usage, Cost: amount, RateLimit: c.rateLimit()}
+	if out.ID == "" {
+		out.ID = newID("chat")
+	}
+	if out.FinishReason == "" {
+		out.FinishReason = "stop"
+	}
+	s.store(ctx, c, out)
+	return out, nil
+}
+
+func (s *Service) store(ctx context.Context, c *call, r *ChatResult) {
+	if c.cache == "" {
+		return
+	}
+	b, err := json.Marshal(cachedChat{Content: r.Content, Model: r.Model, Provider: r.Provider, FinishReason: r.FinishReason, Usage: r.Usage})
+	if err == nil {
+		s.d.Cache.Set(context.WithoutCancel(ctx), c.cache, b, c.ttl)
+	}
+}
+
+func upstreamErr(err error) error {
+	if errors.Is(err, route.ErrNoUsableTarget) {
+		return apierror.NoProvider(err.Error())
+	}
+	return err
+}
+
+// ChatStream is an open streamed reply: read deltas with Next until io.EOF (or an error), then
+// call Finish exactly once, also when the client went away.
+type ChatStream struct {
+	s      *Service
+	c      *call
+	in     *ChatInput
+	ctx    context.Context
+	stream providers.Stream
+	target *route.Target
+	filter StreamFilter
+	raw    strings.Builder // what the provider sent, for token counting
+	out    strings.Builder // what the client got
+	hit    *ChatResult
+	sent   bool // cached reply replayed
+	ended  bool // io.EOF seen
+	err    error
+	done   bool
+}
+
+// StartChatStream admits the request and opens the upstream stream (with failover until it is
+// open). Errors returned here happen before any byte is written, so they are plain JSON errors.
+func (s *Service) StartChatStream(ctx context.Context, rt *runtime.Runtime, in *ChatInput) (*ChatStream, error) {
+	c, msgs, hit, err := s.prepareChat(ctx, rt, in)
+	if err != nil {
+		return nil, err
+	}
+	st := &ChatStream{s: s, c: c, in: in, ctx: ctx, hit: hit}
+	if hit != nil {
+		return st, nil
+	}
+	err = route.Do(ctx, c.plan, func(ctx context.Context, t *route.Target) error {
+		client, _, ok := rt.Provider(t.Provider)
+		if !ok {
+			return fmt.Errorf("%w: provider %s is not configured", route.ErrNoUsableTarget, t.Provider)
+		}
+		stream, err := client.ChatStream(ctx, in.request(t.Model, msgs))
+		if err != nil {
+			return err
+		}
+		st.stream, st.target = stream, t
+		return nil
+	})
+	if err != nil {
+		c.release(ctx)
+		return nil, upstreamErr(err)
+	}
+	if s.d.Guard != nil {
+		st.filter = s.d.Guard.Stream(c.res.Route)
+	}
+	if s.d.Metrics != nil {
+		s.d.Metrics.StreamsOpen.Inc()
+	}
+	return st, nil
+}
+
+// Provider is the provider serving the stream.
+func (st *ChatStream) Provider() string {
+	if st.hit != nil {
+		return st.hit.Provider
+	}
+	return st.target.Provider
+}
+
+// Model is the upstream model serving the stream.
+func (st *ChatStream) Model() string {
+	if st.hit != nil {
+		return st.hit.Model
+	}
+	return st.target.Model
+}
+
+// Cached reports whether the stream replays a cached reply.
+func (st *ChatStream) Cached() bool { return st.hit != nil }
+
+// RateLimit is the tightest limit that applied, for the headers.
+func (st *ChatStream) RateLimit() governor.RateLimitState { return st.c.rateLimit() }
+
+// Next returns the next text to send, io.EOF after the last one.
+func (st *ChatStream) Next() (string, error) {
+	if st.hit != nil {
+		if st.sent {
+			return "", io.EOF
+		}
+		st.sent = true
+		st.out.WriteString(st.hit.Content)
+		return st.hit.Content, nil
+	}
+	if st.ended {
+		return "", io.EOF
+	}
+	if st.err != nil {
+		return "", st.err
+	}
+	for {
+		d, err := st.stream.Recv()
+		if errors.Is(err, io.EOF) {
+			st.ended = true
+			if st.filter != nil {
+				if rest := st.filter.Flush(); rest != "" {
+					st.out.WriteString(rest)
+					return rest, nil
+				}
+			}
+			return "", io.EOF
+		}
+		if err != nil {
+			st.err = err
+			return "", err
+		}
+		st.raw.WriteString(d)
+		if st.filter != nil {
+			d = st.filter.Push(d)
+		}
+		if d != "" {
+			st.out.WriteString(d)
+			return d, nil
+		}
+	}
+}
+
+// Finish closes the upstream stream and settles: from the provider's usage, or from the
+// tokenizer over what was streamed when the provider reported none (a cut stream). It runs on a
+// context detached from the client, so a disconnect still charges.
+func (st *ChatStream) Finish() *ChatResult {
+	if st.done {
+		return nil
+	}
+	st.done = true
+	if st.hit != nil {
+		return st.hit
+	}
+	_ = st.stream.Close()
+	if st.s.d.Metrics != nil {
+		st.s.d.Metrics.StreamsOpen.Dec()
+	}
+	u, reported := st.stream.Usage()
+	estimated := false
+	if !reported || (u.PromptTokens == 0 && u.CompletionTokens == 0) {
+		estimated = true
+		u = providers.Usage{PromptTokens: st.c.prompt, CompletionTokens: tokens.Count(st.target.Model, st.raw.String())}
+	}
+	rt := st.c.rt
+	amount := cost(rt, st.target.Provider, st.target.Model, u)
+	st.c.settle(st.ctx, st.target.Provider, st.target.Model, u, amount, false, estimated)
+	res := &ChatResult{ID: newID("chat"), Content: st.out.String(), Model: st.target.Model, Provider: st.target.Provider,
+		FinishReason: "stop", Usage: u, Cost: amount, RateLimit: st.c.rateLimit()}
+	if st.ended {
+		st.s.store(st.ctx, st.c, res)
+	} else {
+		res.FinishReason = "error"
+	}
+	return res
+}
+
+// EmbedInput is a normalized embeddings request.
+type EmbedInput struct {
+	Model    string
+	Input    []string
+	Identity governor.Identity
+}
+
+// EmbedResult is a served embeddings reply.
+type EmbedResult struct {
+	Embeddings [][]float32
+	Model      string
+	Provider   string
+	Usage      providers.Usage
+	Cost       money.Nanos
+	RateLimit  governor.RateLimitState
+}
+
+// Embed serves embeddings (settled before it returns).
+func (s *Service) Embed(ctx context.Context, rt *runtime.Runtime, in *EmbedInput) (*EmbedResult, error) {
+	if len(in.Input) == 0 {
+		return nil, apierror.BadRequest("input must not be empty")
+	}
+	c, err := s.admit(ctx, rt, route.EndpointEmbed, in.Model, in.Identity, 0, func(model string) int64 {
+		var n int64
+		for _, t := range in.Input {
+			n += tokens.Count(model, t)
+		}
+		return n
+	})
+	if err != nil {
+		return nil, err
+	}
+	input := in.Input
+	if s.d.Guard != nil {
+		msgs := make([]providers.Message, len(input))
+		for i, t := range input {
+			msgs[i] = providers.Message{Role: "user", Content: t}
+		}
+		msgs, err = s.d.Guard.Input(ctx, c.res.Route, msgs)
+		if err != nil {
+			c.release(ctx)
+			return nil, guardErr(err)
+		}
+		input = make([]string, len(msgs))
+		for i, m := range msgs {
+			input[i] = m.Content
+		}
+	}
+	var (
+		resp   *providers.EmbedResponse
+		target *route.Target
+	)
+	err = route.Do(ctx, c.plan, func(ctx context.Context, t *route.Target) error {
+		client, _, ok := rt.Provider(t.Provider)
+		if !ok {
+			return fmt.Errorf("%w: provider %s is not configured", route.ErrNoUsableTarget, t.Provider)
+		}
+		actx, cancel := withRouteTimeout(ctx, c.res.Route)
+		defer cancel()
+		r, err := client.Embed(actx, &providers.EmbedRequest{Model: t.Model, Input: input, User: in.Identity.User})
+		if err != nil {
+			return err
+		}
+		resp, target = r, t
+		return nil
+	})
+	if err != nil {
+		c.release(ctx)
+		return nil, upstreamErr(err)
+	}
+	u := resp.Usage
+	estimated := false
+	if u.PromptTokens == 0 {
+		u.PromptTokens, estimated = c.prompt, true
+	}
+	amount := cost(rt, target.Provider, target.Model, u)
+	c.settle(ctx, target.Provider, target.Model, u, amount, false, estimated)
+	return &EmbedResult{Embeddings: resp.Embeddings, Model: target.Model, Provider: target.Provider, Usage: u,
+		Cost: amount, RateLimit: c.rateLimit()}, nil
+}
+
+// Moderate scores input with the guardrail engine; no provider is called and nothing is charged.
+func (s *Service) Moderate(ctx context.Context, input string) (*Moderation, error) {
+	if s.d.Guard == nil {
+		return &Moderation{Categories: map[string]bool{}, Scores: map[string]float64{}}, nil
+	}
+	return s.d.Guard.Moderate(ctx, input)
+}
+
+// Usage answers /api/ai/usage.
+func (s *Service) Usage(ctx context.Context, rt *runtime.Runtime, q governor.Query) (*governor.UsageReport, error) {
+	return s.d.Governor.Usage(ctx, rt.Snapshot, q)
+}
+
+// Costs answers /api/ai/costs.
+func (s *Service) Costs(ctx context.Context, q governor.Query) (*governor.CostReport, error) {
+	return s.d.Governor.Costs(ctx, q)
+}
+
+// Now is the service clock.
+func (s *Service) Now() time.Time { return s.d.Now() }
+
+func newID(prefix string) string {
+	var b [12]byte
+	_, _ = randRead(b[:])
+	return prefix + "-" + hex.EncodeToString(b[:])
+}
+
+var randRead = cryptorand.Read
+
+func badRequest(msg string) error { return apierror.BadRequest("%s", msg) }

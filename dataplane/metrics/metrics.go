@@ -1,0 +1,119 @@
+// Package metrics holds the data plane's Prometheus collectors. Every label has a bounded set
+// of values (route templates, status codes, model and provider names from the snapshot) so that
+// no caller can blow up cardinality with user input.
+package metrics
+
+import (
+	"net/http"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/collectors"
+	"github.com/prometheus/client_golang/prometheus/promhttp"
+)
+
+// Metrics is the set of collectors of one data-plane process. Each server owns its registry so
+// that tests can build many servers in one process.
+type Metrics struct {
+	Registry *prometheus.Registry
+
+	// Requests counts replies by route template and status code.
+	Requests *prometheus.CounterVec
+	// Latency observes handling time by route template.
+	Latency *prometheus.HistogramVec
+	// Tokens counts provider tokens by kind (prompt|completion), provider and model.
+	Tokens *prometheus.CounterVec
+	// CostUSD sums charged cost by provider and model (a float view; the ledger is exact).
+	CostUSD *prometheus.CounterVec
+	// Errors counts error replies by contract code.
+	Errors *prometheus.CounterVec
+	// Cache counts cache lookups by result (hit|miss).
+	Cache *prometheus.CounterVec
+	// Decisions counts governor outcomes (admitted|rate_limited|budget_exceeded|store_error).
+	Decisions *prometheus.CounterVec
+	// ConfigInfo is 1 for the loaded snapshot's version and hash.
+	ConfigInfo *prometheus.GaugeVec
+	// ConfigReloads counts successful snapshot swaps.
+	ConfigReloads prometheus.Counter
+	// ConfigLoadErrors counts refused snapshots (the last good one kept serving).
+	ConfigLoadErrors prometheus.Counter
+	// ConfigLoadedAt is the Unix time of the last successful swap.
+	ConfigLoadedAt prometheus.Gauge
+	// EstimatedUsage counts settles whose usage was counted by the tokenizer (no provider usage).
+	EstimatedUsage prometheus.Counter
+	// SettleErrors counts settles the governor refused or failed.
+	SettleErrors prometheus.Counter
+	// StreamsOpen is the number of streamed replies in flight.
+	StreamsOpen prometheus.Gauge
+}
+
+// New builds and registers every collector in a fresh registry (with Go and process collectors).
+func New() *Metrics {
+	reg := prometheus.NewRegistry()
+	m := &Metrics{
+		Registry: reg,
+		Requests: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "aigw_requests_total", Help: "HTTP replies by route template and status code.",
+		}, []string{"route", "code"}),
+		Latency: prometheus.NewHistogramVec(prometheus.HistogramOpts{
+			Name: "aigw_request_duration_seconds", Help: "Time to handle a request (whole stream for streams).",
+			Buckets: []float64{.0005, .001, .0025, .005, .01, .025, .05, .1, .25, .5, 1, 2.5, 5, 10, 30, 60},
+		}, []string{"route"}),
+		Tokens: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "aigw_tokens_total", Help: "Tokens by kind (prompt|completion), provider and model.",
+		}, []string{"kind", "provider", "model"}),
+		CostUSD: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "aigw_cost_usd_total", Help: "Charged cost in USD by provider and model.",
+		}, []string{"provider", "model"}),
+		Errors: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "aigw_errors_total", Help: "Error replies by contract code.",
+		}, []string{"code"}),
+		Cache: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "aigw_cache_requests_total", Help: "Response cache lookups by result (hit|miss).",
+		}, []string{"result"}),
+		Decisions: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "aigw_governor_decisions_total", Help: "Rate-limit and budget decisions by outcome.",
+		}, []string{"outcome"}),
+		ConfigInfo: prometheus.NewGaugeVec(prometheus.GaugeOpts{
+			Name: "aigw_config_info", Help: "1 for the loaded snapshot's version and hash.",
+		}, []string{"version", "hash"}),
+		ConfigReloads: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "aigw_config_reloads_total", Help: "Snapshots swapped in.",
+		}),
+		ConfigLoadErrors: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "aigw_config_load_errors_total", Help: "Snapshots refused; the last good one kept serving.",
+		}),
+		ConfigLoadedAt: prometheus.NewGauge(prometheus.GaugeOpts{
+			Name: "aigw_config_last_reload_timestamp_seconds", Help: "Unix time of the last snapshot swap.",
+		}),
+		EstimatedUsage: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "aigw_usage_estimated_total", Help: "Calls settled from the tokenizer because the provider reported no usage.",
+		}),
+		SettleErrors: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "aigw_settle_errors_total", Help: "Settles that failed.",
+		}),
+		StreamsOpen: prometheus.NewGauge(prometheus.GaugeOpts{
+			Name: "aigw_streams_open", Help: "Streamed replies in flight.",
+		}),
+	}
+	reg.MustRegister(
+		collectors.NewGoCollector(),
+		collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}),
+		m.Requests, m.Latency, m.Tokens, m.CostUSD, m.Errors, m.Cache, m.Decisions,
+		m.ConfigInfo, m.ConfigReloads, m.ConfigLoadErrors, m.ConfigLoadedAt,
+		m.EstimatedUsage, m.SettleErrors, m.StreamsOpen,
+	)
+	return m
+}
+
+// Handler serves the registry in the Prometheus exposition format.
+func (m *Metrics) Handler() http.Handler {
+	return promhttp.HandlerFor(m.Registry, promhttp.HandlerOpts{Registry: m.Registry})
+}
+
+// SetConfig records the loaded snapshot; the previous version/hash series is removed so that
+// exactly one series is 1.
+func (m *Metrics) SetConfig(version, hash string) {
+	m.ConfigInfo.Reset()
+	m.ConfigInfo.WithLabelValues(version, hash).Set(1)
+	m.ConfigReloads.Inc()
+}

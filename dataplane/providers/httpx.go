@@ -1,0 +1,318 @@
+package providers
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"strconv"
+	"strings"
+	"sync/atomic"
+	"syscall"
+	"time"
+)
+
+// DefaultTimeout bounds an upstream call when the AIProvider sets no timeout. For streams it is
+// the longest silence tolerated between two chunks, not the length of the whole stream.
+const DefaultTimeout = 60 * time.Second
+
+// Response size bounds: an upstream that answers with more than this is treated as malformed
+// rather than allowed to exhaust the gateway's memory.
+const (
+	maxChatBody  = 16 << 20
+	maxEmbedBody = 256 << 20
+	maxErrorBody = 64 << 10
+	maxLineBytes = 1 << 20
+)
+
+// NewHTTPClient returns a client for upstream calls with a keep-alive pool sized for a gateway:
+// many concurrent requests to few hosts. One client should be shared by every provider so that
+// connections are reused across snapshot reloads. timeout is an outer safety net only (0 = none);
+// per-call deadlines and stream stall detection are done by the adapters.
+func NewHTTPClient(timeout time.Duration) *http.Client {
+	dialer := &net.Dialer{Timeout: 10 * time.Second, KeepAlive: 30 * time.Second}
+	tr := &http.Transport{
+		Proxy:                 http.ProxyFromEnvironment,
+		DialContext:           dialer.DialContext,
+		ForceAttemptHTTP2:     true,
+		MaxIdleConns:          1024,
+		MaxIdleConnsPerHost:   512,
+		IdleConnTimeout:       90 * time.Second,
+		TLSHandshakeTimeout:   10 * time.Second,
+		ExpectContinueTimeout: time.Second,
+		// Compression is left to the transport's default (gzip when the upstream offers it).
+		ReadBufferSize:  32 << 10,
+		WriteBufferSize: 32 << 10,
+	}
+	return &http.Client{Transport: tr, Timeout: timeout}
+}
+
+// base holds what every HTTP adapter shares.
+type base struct {
+	name    string
+	baseURL string
+	apiKey  string
+	timeout time.Duration
+	hc      *http.Client
+}
+
+// watchdog cancels a call when no byte has arrived for timeout. It covers the wait for response
+// headers and every gap between stream chunks, so a stalled upstream is cut after one timeout.
+type watchdog struct {
+	timer   *time.Timer
+	timeout time.Duration
+	fired   atomic.Bool
+}
+
+func startWatchdog(ctx context.Context, timeout time.Duration) (context.Context, context.CancelFunc, *watchdog) {
+	ctx, cancel := context.WithCancel(ctx)
+	w := &watchdog{timeout: timeout}
+	w.timer = time.AfterFunc(timeout, func() {
+		w.fired.Store(true)
+		cancel()
+	})
+	return ctx, func() { w.timer.Stop(); cancel() }, w
+}
+
+func (w *watchdog) kick() { w.timer.Reset(w.timeout) }
+
+// progressReader kicks the watchdog whenever bytes arrive.
+type progressReader struct {
+	r io.Reader
+	w *watchdog
+}
+
+func (p *progressReader) Read(b []byte) (int, error) {
+	n, err := p.r.Read(b)
+	if n > 0 {
+		p.w.kick()
+	}
+	return n, err
+}
+
+// call is one in-flight upstream request.
+type call struct {
+	resp   *http.Response
+	body   io.Reader
+	cancel context.CancelFunc
+	wd     *watchdog
+	ctx    context.Context
+}
+
+func (c *call) close() {
+	c.cancel()
+	if c.resp != nil {
+		_ = c.resp.Body.Close()
+	}
+}
+
+// errParser extracts a provider's error type and message from an error body.
+type errParser func(body []byte) (typ, msg string, retry time.Duration, ok bool)
+
+// send posts body as JSON and returns the open response when the status is 2xx, or a mapped
+// *Error otherwise. headers are set on the request (auth lives there, never in messages).
+func (b *base) send(ctx context.Context, method, url string, body any, headers map[string]string, parse errParser) (*call, error) {
+	var rdr io.Reader
+	if body != nil {
+		buf, err := json.Marshal(body)
+		if err != nil {
+			return nil, &Error{Kind: KindBadRequest, Provider: b.name, Message: "failed to encode request", Err: err}
+		}
+		rdr = bytes.NewReader(buf)
+	}
+	wctx, cancel, wd := startWatchdog(ctx, b.timeout)
+	req, err := http.NewRequestWithContext(wctx, method, url, rdr)
+	if err != nil {
+		cancel()
+		return nil, &Error{Kind: KindBadRequest, Provider: b.name, Message: "failed to build request", Err: err}
+	}
+	if body != nil {
+		req.Header.Set("Content-Type", "application/json")
+	}
+	req.Header.Set("Accept", "application/json")
+	for k, v := range headers {
+		req.Header.Set(k, v)
+	}
+	resp, err := b.hc.Do(req)
+	if err != nil {
+		cancel()
+		return nil, b.transportError(ctx, wd, err)
+	}
+	c := &call{resp: resp, cancel: cancel, wd: wd, ctx: ctx, body: &progressReader{r: resp.Body, w: wd}}
+	if resp.StatusCode < 200 || resp.StatusCode > 299 {
+		defer c.close()
+		return nil, b.statusError(c, parse)
+	}
+	return c, nil
+}
+
+// decodeBody reads a bounded JSON body into v.
+func (b *base) decodeBody(c *call, limit int64, v any) error {
+	data, err := io.ReadAll(io.LimitReader(c.body, limit+1))
+	if err != nil {
+		return b.streamError(c, err)
+	}
+	if int64(len(data)) > limit {
+		return &Error{Kind: KindMalformed, Provider: b.name, Status: c.resp.StatusCode, Message: fmt.Sprintf("response larger than %d bytes", limit)}
+	}
+	if err := json.Unmarshal(data, v); err != nil {
+		return &Error{Kind: KindMalformed, Provider: b.name, Status: c.resp.StatusCode, Message: "undecodable response body", Err: err}
+	}
+	return nil
+}
+
+// statusError maps a non-2xx reply to an *Error.
+func (b *base) statusError(c *call, parse errParser) *Error {
+	resp := c.resp
+	data, _ := io.ReadAll(io.LimitReader(c.body, maxErrorBody))
+	e := &Error{Provider: b.name, Status: resp.StatusCode, Kind: kindForStatus(resp.StatusCode)}
+	typ, msg, retry, ok := "", "", time.Duration(0), false
+	if parse != nil && len(data) > 0 {
+		typ, msg, retry, ok = parse(data)
+	}
+	if authErrorTypes[typ] {
+		e.Kind = KindAuth // Gemini answers a bad key with 400 INVALID_ARGUMENT + API_KEY_INVALID
+	}
+	e.RetryAfter = retryAfter(resp.Header, time.Now())
+	if e.RetryAfter == 0 {
+		e.RetryAfter = retry
+	}
+	e.Message = describe(e.Kind, typ, msg, b.apiKey, ok)
+	return e
+}
+
+// authErrorTypes are provider error types that mean "bad key" whatever the status says.
+var authErrorTypes = map[string]bool{"API_KEY_INVALID": true, "invalid_api_key": true, "authentication_error": true}
+
+// kindForStatus is the one HTTP status → ErrorKind table shared by every provider.
+func kindForStatus(status int) ErrorKind {
+	switch {
+	case status == http.StatusUnauthorized || status == http.StatusForbidden:
+		return KindAuth
+	case status == http.StatusNotFound:
+		return KindNotFound
+	case status == http.StatusTooManyRequests:
+		return KindRateLimited
+	case status == http.StatusBadRequest || status == http.StatusRequestEntityTooLarge || status == http.StatusUnprocessableEntity:
+		return KindBadRequest
+	case status == http.StatusRequestTimeout || status == http.StatusGatewayTimeout:
+		return KindTimeout
+	case status >= 500: // includes Anthropic's 529 overloaded
+		return KindServer
+	default:
+		return KindBadRequest
+	}
+}
+
+// describe builds an error message from the upstream's error type and message. Messages of
+// refused requests may quote the request (and so the prompt), so they are dropped for
+// KindBadRequest; the key is redacted from any message kept.
+func describe(kind ErrorKind, typ, msg, apiKey string, parsed bool) string {
+	if !parsed {
+		return "upstream error (body not in the provider's error format)"
+	}
+	if kind == KindBadRequest {
+		msg = ""
+	}
+	if apiKey != "" && msg != "" {
+		msg = strings.ReplaceAll(msg, apiKey, "[REDACTED]")
+	}
+	msg = truncate(msg, 200)
+	switch {
+	case typ != "" && msg != "":
+		return typ + ": " + msg
+	case typ != "":
+		return typ
+	case msg != "":
+		return msg
+	}
+	return "upstream error"
+}
+
+func truncate(s string, n int) string {
+	if len(s) <= n {
+		return s
+	}
+	r := []rune(s)
+	if len(r) <= n {
+		return s
+	}
+	return string(r[:n]) + "…"
+}
+
+// retryAfter reads retry-after-ms (OpenAI, Anthropic) and Retry-After in seconds or as an
+// HTTP date. It returns 0 when neither is present or valid.
+func retryAfter(h http.Header, now time.Time) time.Duration {
+	if v := h.Get("retry-after-ms"); v != "" {
+		if ms, err := strconv.ParseFloat(v, 64); err == nil && ms > 0 && ms < 1e9 {
+			return time.Duration(ms * float64(time.Millisecond))
+		}
+	}
+	v := strings.TrimSpace(h.Get("Retry-After"))
+	if v == "" {
+		return 0
+	}
+	if s, err := strconv.ParseFloat(v, 64); err == nil {
+		if s <= 0 || s > 86400*7 {
+			return 0
+		}
+		return time.Duration(s * float64(time.Second))
+	}
+	if t, err := http.ParseTime(v); err == nil {
+		if d := t.Sub(now); d > 0 {
+			return d
+		}
+	}
+	return 0
+}
+
+// transportError classifies a failed round trip. ctx is the caller's context.
+func (b *base) transportError(ctx context.Context, wd *watchdog, err error) *Error {
+	return classify(b.name, ctx, wd, err)
+}
+
+// streamError classifies a failure while reading a (streamed or not) body.
+func (b *base) streamError(c *call, err error) error {
+	var pe *Error
+	if errors.As(err, &pe) {
+		return pe
+	}
+	return classify(b.name, c.ctx, c.wd, err)
+}
+
+func classify(name string, ctx context.Context, wd *watchdog, err error) *Error {
+	switch {
+	case wd != nil && wd.fired.Load():
+		return &Error{Kind: KindTimeout, Provider: name, Message: fmt.Sprintf("no response from upstream for %s", wd.timeout), Err: context.DeadlineExceeded}
+	case errors.Is(ctx.Err(), context.DeadlineExceeded) || errors.Is(err, context.DeadlineExceeded):
+		return &Error{Kind: KindTimeout, Provider: name, Message: "deadline exceeded", Err: context.DeadlineExceeded}
+	case errors.Is(ctx.Err(), context.Canceled):
+		return &Error{Kind: KindConnection, Provider: name, Message: "request canceled", Err: context.Canceled}
+	}
+	if errors.Is(err, ErrLineTooLong) {
+		return &Error{Kind: KindMalformed, Provider: name, Message: "stream line too long", Err: err}
+	}
+	var ne net.Error
+	if errors.As(err, &ne) && ne.Timeout() {
+		return &Error{Kind: KindTimeout, Provider: name, Message: "network timeout", Err: err}
+	}
+	msg := "connection failed"
+	switch {
+	case errors.Is(err, syscall.ECONNREFUSED):
+		msg = "connection refused"
+	case errors.Is(err, syscall.ECONNRESET):
+		msg = "connection reset"
+	case errors.Is(err, io.ErrUnexpectedEOF) || errors.Is(err, io.EOF):
+		msg = "connection closed early"
+	}
+	return &Error{Kind: KindConnection, Provider: name, Message: msg, Err: err}
+}
+
+// malformed reports an unparseable upstream payload.
+func malformed(name, what string, err error) *Error {
+	return &Error{Kind: KindMalformed, Provider: name, Message: what, Err: err}
+}

@@ -1,0 +1,313 @@
+package providers
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"io"
+	"net/http"
+	"slices"
+	"time"
+)
+
+// openAI speaks the Chat Completions, Embeddings and Moderations APIs of OpenAI and of any
+// server that copies them (vLLM, LM Studio, llama.cpp). official is false for
+// openai-compatible servers, which get the older max_tokens field and no moderation.
+type openAI struct {
+	base
+	official bool
+}
+
+// openAIModerator is the official OpenAI type, the only one that offers /moderations.
+type openAIModerator struct{ openAI }
+
+type oaiMessage struct {
+	Role    string `json:"role"`
+	Content string `json:"content"`
+}
+
+type oaiResponseFormat struct {
+	Type       string         `json:"type"`
+	JSONSchema *oaiJSONSchema `json:"json_schema,omitempty"`
+}
+
+type oaiJSONSchema struct {
+	Name   string          `json:"name"`
+	Schema json.RawMessage `json:"schema,omitempty"`
+}
+
+type oaiChatRequest struct {
+	Model               string             `json:"model"`
+	Messages            []oaiMessage       `json:"messages"`
+	MaxTokens           int64              `json:"max_tokens,omitempty"`
+	MaxCompletionTokens int64              `json:"max_completion_tokens,omitempty"`
+	Temperature         *float64           `json:"temperature,omitempty"`
+	TopP                *float64           `json:"top_p,omitempty"`
+	Stop                []string           `json:"stop,omitempty"`
+	ResponseFormat      *oaiResponseFormat `json:"response_format,omitempty"`
+	User                string             `json:"user,omitempty"`
+	Stream              bool               `json:"stream,omitempty"`
+	StreamOptions       *oaiStreamOptions  `json:"stream_options,omitempty"`
+}
+
+type oaiStreamOptions struct {
+	IncludeUsage bool `json:"include_usage"`
+}
+
+type oaiUsage struct {
+	PromptTokens        int64 `json:"prompt_tokens"`
+	CompletionTokens    int64 `json:"completion_tokens"`
+	TotalTokens         int64 `json:"total_tokens"`
+	PromptTokensDetails *struct {
+		CachedTokens int64 `json:"cached_tokens"`
+	} `json:"prompt_tokens_details,omitempty"`
+}
+
+func (u *oaiUsage) norm() Usage {
+	out := Usage{PromptTokens: u.PromptTokens, CompletionTokens: u.CompletionTokens}
+	if u.PromptTokensDetails != nil {
+		out.CachedPromptTokens = u.PromptTokensDetails.CachedTokens
+	}
+	return out
+}
+
+type oaiError struct {
+	Message string          `json:"message"`
+	Type    string          `json:"type"`
+	Code    json.RawMessage `json:"code"`
+}
+
+type oaiChatResponse struct {
+	ID      string `json:"id"`
+	Model   string `json:"model"`
+	Choices []struct {
+		Message struct {
+			Content *string `json:"content"`
+		} `json:"message"`
+		FinishReason string `json:"finish_reason"`
+	} `json:"choices"`
+	Usage *oaiUsage `json:"usage"`
+}
+
+type oaiChunk struct {
+	ID      string `json:"id"`
+	Model   string `json:"model"`
+	Choices []struct {
+		Delta struct {
+			Content *string `json:"content"`
+		} `json:"delta"`
+		FinishReason *string `json:"finish_reason"`
+	} `json:"choices"`
+	Usage *oaiUsage `json:"usage"`
+	Error *oaiError `json:"error"`
+}
+
+// parseOpenAIError reads {"error":{"message","type","param","code"}}.
+func parseOpenAIError(body []byte) (string, string, time.Duration, bool) {
+	var env struct {
+		Error *oaiError `json:"error"`
+	}
+	if json.Unmarshal(body, &env) != nil || env.Error == nil {
+		return "", "", 0, false
+	}
+	return env.Error.kind(), env.Error.Message, 0, true
+}
+
+// kind prefers the specific code ("invalid_api_key") over the broad type.
+func (e *oaiError) kind() string {
+	var code string
+	if json.Unmarshal(e.Code, &code) == nil && code != "" {
+		return code
+	}
+	return e.Type
+}
+
+func (o *openAI) headers() map[string]string {
+	if o.apiKey == "" {
+		return nil
+	}
+	return map[string]string{"Authorization": "Bearer " + o.apiKey}
+}
+
+func (o *openAI) chatBody(req *ChatRequest, stream bool) *oaiChatRequest {
+	body := &oaiChatRequest{
+		Model: req.Model, Temperature: req.Temperature, TopP: req.TopP, Stop: req.Stop, User: req.User,
+		Messages: make([]oaiMessage, len(req.Messages)),
+	}
+	for i, m := range req.Messages {
+		body.Messages[i] = oaiMessage(m)
+	}
+	if req.MaxTokens > 0 {
+		if o.official {
+			body.MaxCompletionTokens = req.MaxTokens // required by the o-series, accepted by all
+		} else {
+			body.MaxTokens = req.MaxTokens
+		}
+	}
+	if rf := req.ResponseFormat; rf != nil && rf.Type != "" && rf.Type != "text" {
+		body.ResponseFormat = &oaiResponseFormat{Type: rf.Type}
+		if rf.Type == "json_schema" {
+			name := rf.Name
+			if name == "" {
+				name = "response"
+			}
+			body.ResponseFormat.JSONSchema = &oaiJSONSchema{Name: name, Schema: rf.Schema}
+		}
+	}
+	if stream {
+		body.Stream = true
+		body.StreamOptions = &oaiStreamOptions{IncludeUsage: true}
+	}
+	return body
+}
+
+func (o *openAI) Chat(ctx context.Context, req *ChatRequest) (*ChatResponse, error) {
+	c, err := o.send(ctx, http.MethodPost, o.baseURL+"/chat/completions", o.chatBody(req, false), o.headers(), parseOpenAIError)
+	if err != nil {
+		return nil, err
+	}
+	defer c.close()
+	var r oaiChatResponse
+	if err := o.decodeBody(c, maxChatBody, &r); err != nil {
+		return nil, err
+	}
+	if len(r.Choices) == 0 {
+		return nil, malformed(o.name, "response has no choices", nil)
+	}
+	out := &ChatResponse{ID: r.ID, Model: r.Model, FinishReason: r.Choices[0].FinishReason}
+	if r.Choices[0].Message.Content != nil {
+		out.Content = *r.Choices[0].Message.Content
+	}
+	if r.Usage != nil {
+		out.Usage = r.Usage.norm()
+	}
+	return out, nil
+}
+
+func (o *openAI) ChatStream(ctx context.Context, req *ChatRequest) (Stream, error) {
+	c, err := o.send(ctx, http.MethodPost, o.baseURL+"/chat/completions", o.chatBody(req, true), o.headers(), parseOpenAIError)
+	if err != nil {
+		return nil, err
+	}
+	return o.stream(c), nil
+}
+
+// stream decodes an open streamed reply; split from ChatStream so that fuzzing needs no HTTP.
+func (o *openAI) stream(c *call) *httpStream {
+	s := &httpStream{b: &o.base, c: c}
+	sse := NewSSEReader(c.body, maxLineBytes)
+	finished := false
+	s.next = func() (string, error) {
+		ev, err := sse.Next()
+		if errors.Is(err, io.EOF) {
+			if finished { // some compatible servers omit [DONE]
+				return "", io.EOF
+			}
+			return "", errEarlyEOF
+		}
+		if err != nil {
+			return "", err
+		}
+		if string(ev.Data) == "[DONE]" {
+			return "", io.EOF
+		}
+		var ch oaiChunk
+		if err := json.Unmarshal(ev.Data, &ch); err != nil {
+			return "", malformed(o.name, "undecodable stream chunk", err)
+		}
+		if ch.Error != nil {
+			return "", &Error{Kind: KindServer, Provider: o.name, Message: "stream error: " + describe(KindServer, ch.Error.kind(), ch.Error.Message, o.apiKey, true)}
+		}
+		if ch.Usage != nil {
+			s.setUsage(ch.Usage.norm())
+		}
+		var text string
+		for _, choice := range ch.Choices {
+			if choice.Delta.Content != nil {
+				text += *choice.Delta.Content
+			}
+			if choice.FinishReason != nil && *choice.FinishReason != "" {
+				finished = true
+			}
+		}
+		return text, nil
+	}
+	return s
+}
+
+type oaiEmbedRequest struct {
+	Model          string   `json:"model"`
+	Input          []string `json:"input"`
+	EncodingFormat string   `json:"encoding_format"`
+	User           string   `json:"user,omitempty"`
+}
+
+type oaiEmbedResponse struct {
+	Data []struct {
+		Index     int       `json:"index"`
+		Embedding []float32 `json:"embedding"`
+	} `json:"data"`
+	Model string    `json:"model"`
+	Usage *oaiUsage `json:"usage"`
+}
+
+func (o *openAI) Embed(ctx context.Context, req *EmbedRequest) (*EmbedResponse, error) {
+	body := &oaiEmbedRequest{Model: req.Model, Input: req.Input, EncodingFormat: "float", User: req.User}
+	c, err := o.send(ctx, http.MethodPost, o.baseURL+"/embeddings", body, o.headers(), parseOpenAIError)
+	if err != nil {
+		return nil, err
+	}
+	defer c.close()
+	var r oaiEmbedResponse
+	if err := o.decodeBody(c, maxEmbedBody, &r); err != nil {
+		return nil, err
+	}
+	if len(r.Data) != len(req.Input) {
+		return nil, malformed(o.name, "embedding count does not match input count", nil)
+	}
+	slices.SortFunc(r.Data, func(a, b struct {
+		Index     int       `json:"index"`
+		Embedding []float32 `json:"embedding"`
+	}) int {
+		return a.Index - b.Index
+	})
+	out := &EmbedResponse{Model: r.Model, Embeddings: make([][]float32, len(r.Data))}
+	for i, d := range r.Data {
+		out.Embeddings[i] = d.Embedding
+	}
+	if r.Usage != nil {
+		out.Usage = Usage{PromptTokens: r.Usage.PromptTokens}
+	}
+	return out, nil
+}
+
+// Moderate calls /moderations; model "" lets OpenAI pick (omni-moderation-latest).
+func (o *openAIModerator) Moderate(ctx context.Context, model string, input []string) ([]ModerationResult, error) {
+	body := map[string]any{"input": input}
+	if model != "" {
+		body["model"] = model
+	}
+	c, err := o.send(ctx, http.MethodPost, o.baseURL+"/moderations", body, o.headers(), parseOpenAIError)
+	if err != nil {
+		return nil, err
+	}
+	defer c.close()
+	var r struct {
+		Results []struct {
+			Flagged        bool               `json:"flagged"`
+			Categories     map[string]bool    `json:"categories"`
+			CategoryScores map[string]float64 `json:"category_scores"`
+		} `json:"results"`
+	}
+	if err := o.decodeBody(c, maxChatBody, &r); err != nil {
+		return nil, err
+	}
+	if len(r.Results) != len(input) {
+		return nil, malformed(o.name, "moderation result count does not match input count", nil)
+	}
+	out := make([]ModerationResult, len(r.Results))
+	for i, res := range r.Results {
+		out[i] = ModerationResult{Flagged: res.Flagged, Categories: res.Categories, Scores: res.CategoryScores}
+	}
+	return out, nil
+}

@@ -1,0 +1,95 @@
+package providers
+
+import (
+	"errors"
+	"io"
+	"strings"
+	"sync"
+	"unicode"
+)
+
+// httpStream is the [Stream] shared by the HTTP adapters. Each adapter supplies next, which
+// parses one upstream frame and returns its text (possibly empty), io.EOF once the provider's
+// terminal frame was seen, or an error. A stream that ends without that frame was cut.
+type httpStream struct {
+	b    *base
+	c    *call
+	next func() (string, error)
+
+	mu       sync.Mutex
+	usage    Usage
+	reported bool
+	err      error
+	closed   bool
+}
+
+func (s *httpStream) Recv() (string, error) {
+	if s.err != nil {
+		return "", s.err
+	}
+	for {
+		delta, err := s.next()
+		if err != nil {
+			if errors.Is(err, io.EOF) {
+				s.err = io.EOF
+			} else {
+				s.err = s.b.streamError(s.c, err)
+			}
+			s.c.close()
+			return "", s.err
+		}
+		if delta != "" {
+			return delta, nil
+		}
+	}
+}
+
+func (s *httpStream) setUsage(u Usage) {
+	s.mu.Lock()
+	s.usage, s.reported = u, true
+	s.mu.Unlock()
+}
+
+func (s *httpStream) Usage() (Usage, bool) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.usage, s.reported
+}
+
+func (s *httpStream) Close() error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if !s.closed {
+		s.closed = true
+		s.c.close()
+	}
+	return nil
+}
+
+// errEarlyEOF marks a stream that ended before the provider's terminal frame.
+var errEarlyEOF = io.ErrUnexpectedEOF
+
+// TokenCounter counts prompt tokens where a provider reports none (the mock provider, and
+// Gemini embeddings). The server replaces it at start-up with the real tokenizer; the default
+// is a deterministic approximation (about four characters per token, at least one per word).
+// Set it before serving: it is read without synchronisation.
+var TokenCounter = ApproxTokens
+
+// ApproxTokens is the default [TokenCounter]: per message, max(words, ceil(chars/4)) plus 4
+// tokens of framing, which is close to what chat tokenizers report for English.
+func ApproxTokens(_ string, msgs []Message) int64 {
+	var n int64
+	for _, m := range msgs {
+		n += 4 + approxText(m.Content)
+	}
+	return n
+}
+
+func approxText(s string) int64 {
+	words := int64(len(strings.FieldsFunc(s, unicode.IsSpace)))
+	chars := int64(len([]rune(s)))
+	if c := (chars + 3) / 4; c > words {
+		return c
+	}
+	return words
+}

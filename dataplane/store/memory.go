@@ -1,0 +1,441 @@
+package store
+
+import (
+	"context"
+	"fmt"
+	"sort"
+	"sync"
+	"time"
+)
+
+// Memory is the embedded store for a single process: every operation runs under one mutex, so
+// Admit is trivially atomic and all-or-nothing. Its clock is injected.
+type Memory struct {
+	mu    sync.Mutex
+	clock Clock
+
+	buckets map[string]*memBucket
+	windows map[string]*memWindow
+	slots   map[string]map[string]int64 // key → holder → expiry (µs)
+	budgets map[string]*memBudget
+	ledger  map[string]map[int64]map[LedgerKey]*Totals // tag → hour (unix s) → cells
+
+	lastSweep int64
+	cache     *memKV
+}
+
+type memBucket struct {
+	tat float64
+}
+
+type memEntry struct {
+	ts   int64
+	id   string
+	cost int64
+}
+
+type memWindow struct {
+	window  int64 // µs, for the sweep
+	entries []memEntry
+	sum     int64
+}
+
+type memReservation struct {
+	amount int64
+	exp    int64
+}
+
+type memBudget struct {
+	spent    int64
+	reserved int64
+	res      map[string]memReservation
+	expireAt int64 // µs
+}
+
+// MemoryOptions configures [NewMemory].
+type MemoryOptions struct {
+	// Clock defaults to [SystemClock].
+	Clock Clock
+	// CacheBytes bounds the response cache (keys + values); default 64 MiB.
+	CacheBytes int64
+}
+
+var _ Store = (*Memory)(nil)
+
+// NewMemory returns an empty in-memory store.
+func NewMemory(opts MemoryOptions) *Memory {
+	if opts.Clock == nil {
+		opts.Clock = SystemClock{}
+	}
+	if opts.CacheBytes <= 0 {
+		opts.CacheBytes = 64 << 20
+	}
+	return &Memory{
+		clock:   opts.Clock,
+		buckets: map[string]*memBucket{},
+		windows: map[string]*memWindow{},
+		slots:   map[string]map[string]int64{},
+		budgets: map[string]*memBudget{},
+		ledger:  map[string]map[int64]map[LedgerKey]*Totals{},
+		cache:   newMemKV(opts.Clock, opts.CacheBytes),
+	}
+}
+
+// Now implements [Store].
+func (m *Memory) Now(context.Context) (time.Time, error) { return m.clock.Now(), nil }
+
+// Cache implements [Store].
+func (m *Memory) Cache() KV { return m.cache }
+
+// Close implements [Store].
+func (m *Memory) Close() error { return nil }
+
+// Admit implements [Store].
+func (m *Memory) Admit(_ context.Context, req *AdmitRequest) (*AdmitResult, error) {
+	for i := range req.Checks {
+		if err := validate(&req.Checks[i]); err != nil {
+			return nil, fmt.Errorf("failed to admit: check %d (%s): %w", i, req.Checks[i].Key, err)
+		}
+	}
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	now := micros(m.clock.Now())
+	m.sweep(now)
+	fnow := float64(now)
+	res := &AdmitResult{Allowed: true, Results: make([]CheckResult, len(req.Checks))}
+	gc := make([]gcraOut, len(req.Checks))
+
+	// Phase 1: evaluate without consuming (purging expired state is not consumption).
+	for i := range req.Checks {
+		c := &req.Checks[i]
+		r := &res.Results[i]
+		r.Evaluated = true
+		switch c.Kind {
+		case KindTokenBucket:
+			var tat float64
+			if b := m.buckets[c.Key]; b != nil {
+				tat = b.tat
+			}
+			o := gcra(tat, fnow, c.Limit, durUS(c.Window), c.Burst, c.Cost)
+			gc[i] = o
+			r.Allowed, r.Remaining, r.RetryAfter, r.Reset = o.allowed, o.remaining, usDur(o.retry), usDur(o.reset)
+		case KindSlidingWindow:
+			w := m.window(c.Key, durUS(c.Window), now)
+			if w.sum+c.Cost <= c.Limit {
+				r.Allowed = true
+				r.Remaining = c.Limit - w.sum - c.Cost
+				if len(w.entries) > 0 {
+					r.Reset = usDur(float64(w.entries[0].ts + durUS(c.Window) - now))
+				} else {
+					r.Reset = c.Window
+				}
+			} else {
+				r.Remaining = max(0, c.Limit-w.sum)
+				r.RetryAfter = c.Window
+				if c.Cost <= c.Limit {
+					need, freed := w.sum+c.Cost-c.Limit, int64(0)
+					for _, e := range w.entries {
+						freed += e.cost
+						if freed >= need {
+							r.RetryAfter = usDur(float64(e.ts + durUS(c.Window) - now))
+							break
+						}
+					}
+				}
+				r.Reset = r.RetryAfter
+				if len(w.entries) > 0 {
+					r.Reset = usDur(float64(w.entries[0].ts + durUS(c.Window) - now))
+				}
+			}
+		case KindConcurrency:
+			held := m.slots[c.Key]
+			for id, exp := range held {
+				if exp <= now {
+					delete(held, id)
+				}
+			}
+			n := int64(len(held))
+			if n < c.Limit {
+				r.Allowed, r.Remaining = true, c.Limit-n-1
+			} else {
+				r.RetryAfter = time.Second
+			}
+		case KindBudget:
+			b := m.budget(c.Key, now)
+			r.Spent, r.Reserved = b.spent, b.reserved
+			r.Allowed = budgetFits(b.spent, b.reserved, c.Cost, c.Limit)
+			r.Remaining = max(0, c.Limit-b.spent-b.reserved)
+			if r.Allowed {
+				r.Remaining = c.Limit - b.spent - b.reserved - c.Cost
+			}
+		}
+		if !r.Allowed && !c.Shadow {
+			res.Allowed = false
+		}
+	}
+	if !res.Allowed {
+		return res, nil
+	}
+
+	// Phase 2: consume every allowed check.
+	for i := range req.Checks {
+		c := &req.Checks[i]
+		r := &res.Results[i]
+		if !r.Allowed {
+			continue
+		}
+		r.Consumed = true
+		switch c.Kind {
+		case KindTokenBucket:
+			b := m.buckets[c.Key]
+			if b == nil {
+				b = &memBucket{}
+				m.buckets[c.Key] = b
+			}
+			b.tat = gc[i].newTAT
+		case KindSlidingWindow:
+			w := m.windows[c.Key]
+			w.insert(memEntry{ts: now, id: req.ID, cost: c.Cost})
+			w.sum += c.Cost
+		case KindConcurrency:
+			held := m.slots[c.Key]
+			if held == nil {
+				held = map[string]int64{}
+				m.slots[c.Key] = held
+			}
+			held[req.ID] = now + durUS(c.TTL)
+		case KindBudget:
+			b := m.budgets[c.Key]
+			if c.Cost > 0 {
+				b.res[req.ID] = memReservation{amount: c.Cost, exp: now + durUS(c.TTL)}
+				b.reserved += c.Cost
+			}
+			b.expireAt = max(b.expireAt, now+durUS(c.Expire))
+		}
+	}
+	return res, nil
+}
+
+func (m *Memory) window(key string, windowUS, now int64) *memWindow {
+	w := m.windows[key]
+	if w == nil {
+		w = &memWindow{window: windowUS}
+		m.windows[key] = w
+	}
+	w.window = windowUS
+	w.purge(now)
+	return w
+}
+
+func (w *memWindow) purge(now int64) {
+	cut := 0
+	for cut < len(w.entries) && w.entries[cut].ts <= now-w.window {
+		w.sum -= w.entries[cut].cost
+		cut++
+	}
+	if cut > 0 {
+		w.entries = append(w.entries[:0], w.entries[cut:]...)
+	}
+}
+
+func (w *memWindow) insert(e memEntry) {
+	i := len(w.entries)
+	for i > 0 && w.entries[i-1].ts > e.ts {
+		i--
+	}
+	w.entries = append(w.entries, memEntry{})
+	copy(w.entries[i+1:], w.entries[i:])
+	w.entries[i] = e
+}
+
+func (m *Memory) budget(key string, now int64) *memBudget {
+	b := m.budgets[key]
+	if b == nil {
+		b = &memBudget{res: map[string]memReservation{}}
+		m.budgets[key] = b
+	}
+	for id, r := range b.res {
+		if r.exp <= now {
+			b.reserved -= r.amount
+			delete(b.res, id)
+		}
+	}
+	return b
+}
+
+// sweep drops expired state once a minute so that idle keys do not accumulate.
+func (m *Memory) sweep(now int64) {
+	if now-m.lastSweep < int64(time.Minute/time.Microsecond) {
+		return
+	}
+	m.lastSweep = now
+	for k, b := range m.buckets {
+		if b.tat < float64(now) {
+			delete(m.buckets, k)
+		}
+	}
+	for k, w := range m.windows {
+		w.purge(now)
+		if len(w.entries) == 0 {
+			delete(m.windows, k)
+		}
+	}
+	for k, held := range m.slots {
+		for id, exp := range held {
+			if exp <= now {
+				delete(held, id)
+			}
+		}
+		if len(held) == 0 {
+			delete(m.slots, k)
+		}
+	}
+	for k, b := range m.budgets {
+		if b.expireAt <= now {
+			delete(m.budgets, k)
+		}
+	}
+	oldest := (now/1_000_000 - int64(LedgerRetention/time.Second))
+	for _, hours := range m.ledger {
+		for h := range hours {
+			if h < oldest {
+				delete(hours, h)
+			}
+		}
+	}
+}
+
+// Settle implements [Store].
+func (m *Memory) Settle(_ context.Context, s *Settlement) error {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	now := micros(m.clock.Now())
+	for i := range s.Ops {
+		op := &s.Ops[i]
+		switch op.Kind {
+		case KindTokenBucket:
+			b := m.buckets[op.Key]
+			if !op.Consumed || op.Actual == op.Cost {
+				continue
+			}
+			if b == nil {
+				b = &memBucket{}
+				m.buckets[op.Key] = b
+			}
+			t := float64(durUS(op.Window)) / float64(op.Limit)
+			b.tat = bucketCorrect(b.tat, float64(now), float64(op.Actual-op.Cost)*t)
+		case KindSlidingWindow:
+			w := m.windows[op.Key]
+			if !op.Consumed || op.Actual == op.Cost || w == nil {
+				continue
+			}
+			for j := range w.entries {
+				if w.entries[j].id == s.ID {
+					w.sum += op.Actual - w.entries[j].cost
+					w.entries[j].cost = op.Actual
+					if op.Actual == 0 {
+						w.entries = append(w.entries[:j], w.entries[j+1:]...)
+					}
+					break
+				}
+			}
+		case KindConcurrency:
+			if op.Consumed {
+				delete(m.slots[op.Key], s.ID)
+			}
+		case KindBudget:
+			b := m.budget(op.Key, now)
+			if r, ok := b.res[s.ID]; ok && op.Consumed {
+				b.reserved -= r.amount
+				delete(b.res, s.ID)
+			}
+			b.spent += op.Actual
+			b.expireAt = max(b.expireAt, now+durUS(op.Expire))
+		}
+	}
+	if u := s.Usage; u != nil {
+		m.addLedger(u.Org, u, false)
+		m.addLedger(GlobalTag, u, true)
+	}
+	return nil
+}
+
+// bucketCorrect moves a bucket's TAT by delta µs; a TAT in the past means a full bucket, so a
+// refund can never make it fuller than full.
+func bucketCorrect(tat, now, delta float64) float64 {
+	if tat < now {
+		tat = now
+	}
+	tat += delta
+	if tat < now {
+		tat = now
+	}
+	return tat
+}
+
+func (m *Memory) addLedger(tag string, u *UsageRecord, global bool) {
+	if tag == "" {
+		return
+	}
+	hours := m.ledger[tag]
+	if hours == nil {
+		hours = map[int64]map[LedgerKey]*Totals{}
+		m.ledger[tag] = hours
+	}
+	h := HourOf(u.At).Unix()
+	cells := hours[h]
+	if cells == nil {
+		cells = map[LedgerKey]*Totals{}
+		hours[h] = cells
+	}
+	add := Totals{Requests: u.Requests, Tokens: u.Tokens, Cost: u.Cost}
+	for _, k := range ledgerIncrements(u, global) {
+		t := cells[k]
+		if t == nil {
+			t = &Totals{}
+			cells[k] = t
+		}
+		t.Add(add)
+	}
+}
+
+// Budgets implements [Store].
+func (m *Memory) Budgets(_ context.Context, keys []string) ([]BudgetState, error) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	now := micros(m.clock.Now())
+	out := make([]BudgetState, len(keys))
+	for i, k := range keys {
+		b := m.budgets[k]
+		if b == nil {
+			continue
+		}
+		out[i].Spent = b.spent
+		for _, r := range b.res {
+			if r.exp > now {
+				out[i].Reserved += r.amount
+			}
+		}
+	}
+	return out, nil
+}
+
+// Ledger implements [Store].
+func (m *Memory) Ledger(_ context.Context, tag string, from, to time.Time) ([]LedgerHour, error) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	var out []LedgerHour
+	for h, cells := range m.ledger[tag] {
+		start := time.Unix(h, 0).UTC()
+		if !start.Add(time.Hour).After(from) || !start.Before(to) {
+			continue
+		}
+		lh := LedgerHour{Hour: start, Cells: make(map[LedgerKey]Totals, len(cells))}
+		for k, t := range cells {
+			lh.Cells[k] = *t
+		}
+		out = append(out, lh)
+	}
+	sort.Slice(out, func(i, j int) bool { return out[i].Hour.Before(out[j].Hour) })
+	return out, nil
+}

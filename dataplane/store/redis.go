@@ -1,0 +1,441 @@
+package store
+
+import (
+	"context"
+	_ "embed"
+	"errors"
+	"fmt"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/redis/go-redis/v9"
+)
+
+//go:embed admit.lua
+var admitSrc string
+
+//go:embed settle.lua
+var settleSrc string
+
+var (
+	admitScript  = redis.NewScript(admitSrc)
+	settleScript = redis.NewScript(settleSrc)
+)
+
+// Redis is the shared store across replicas. Each Admit is one EVALSHA of admit.lua per hash tag
+// (one in total on a single Redis or Sentinel, and on a Cluster when every key carries the same
+// tag); Settle is one pipelined round trip of settle.lua calls. Scripts are sent by SHA and fall
+// back to EVAL (which also loads them) on NOSCRIPT, e.g. after a failover or SCRIPT FLUSH.
+//
+// Budget amounts are compared as Lua doubles, which are exact up to 2^53 nano-USD (≈ $9 million per
+// budget period); sums are kept by HINCRBY in exact 64-bit integers.
+type Redis struct {
+	c      redis.UniversalClient
+	owned  bool
+	prefix string
+	clock  Clock
+	split  bool
+	kv     *redisKV
+}
+
+// RedisOptions configures [NewRedis].
+type RedisOptions struct {
+	// Prefix is prepended to every key, e.g. to share one Redis between environments or tests.
+	Prefix string
+	// Clock, when set, replaces Redis's TIME as the clock of the scripts ("now" is passed as an
+	// argument). Production leaves it nil so that every replica uses the one Redis clock; tests
+	// set a fake clock to step through windows and periods.
+	Clock Clock
+	// SplitByTag forces one script call per hash tag even on a non-cluster client (it is always
+	// on for *redis.ClusterClient). Tests use it to exercise the cross-slot path on one server.
+	SplitByTag bool
+	// CacheMaxValue bounds one response-cache value; default 1 MiB. The total is bounded by Redis's
+	// maxmemory and eviction policy (allkeys-lru or volatile-lru recommended).
+	CacheMaxValue int
+}
+
+var _ Store = (*Redis)(nil)
+
+// NewRedis returns a store over c; c stays owned by the caller (Close does not close it).
+func NewRedis(c redis.UniversalClient, opts RedisOptions) *Redis {
+	_, cluster := c.(*redis.ClusterClient)
+	if opts.CacheMaxValue <= 0 {
+		opts.CacheMaxValue = 1 << 20
+	}
+	return &Redis{
+		c:      c,
+		prefix: opts.Prefix,
+		clock:  opts.Clock,
+		split:  cluster || opts.SplitByTag,
+		kv:     &redisKV{c: c, prefix: opts.Prefix + "aio:cache:", maxValue: opts.CacheMaxValue},
+	}
+}
+
+// DialRedis connects to url (redis://[user:pass@]host:port/db or rediss://…) with timeouts suited to
+// the request path (a store call must fail fast so the fail mode can apply), and checks it answers.
+// For Sentinel or Cluster, build a redis.UniversalClient and use [NewRedis].
+func DialRedis(ctx context.Context, url string, opts RedisOptions) (*Redis, error) {
+	o, err := redis.ParseURL(url)
+	if err != nil {
+		return nil, fmt.Errorf("failed to parse redis url: %w", err)
+	}
+	if !strings.Contains(url, "dial_timeout") {
+		o.DialTimeout = 500 * time.Millisecond
+	}
+	if !strings.Contains(url, "read_timeout") {
+		o.ReadTimeout = 200 * time.Millisecond
+	}
+	if !strings.Contains(url, "write_timeout") {
+		o.WriteTimeout = 200 * time.Millisecond
+	}
+	c := redis.NewClient(o)
+	if err := c.Ping(ctx).Err(); err != nil {
+		_ = c.Close()
+		return nil, fmt.Errorf("failed to reach redis: %w", err)
+	}
+	r := NewRedis(c, opts)
+	r.owned = true
+	return r, nil
+}
+
+// Client returns the underlying client (for health checks).
+func (r *Redis) Client() redis.UniversalClient { return r.c }
+
+// Close implements [Store].
+func (r *Redis) Close() error {
+	if r.owned {
+		if err := r.c.Close(); err != nil {
+			return fmt.Errorf("failed to close redis client: %w", err)
+		}
+	}
+	return nil
+}
+
+// Cache implements [Store].
+func (r *Redis) Cache() KV { return r.kv }
+
+// Now implements [Store].
+func (r *Redis) Now(ctx context.Context) (time.Time, error) {
+	if r.clock != nil {
+		return r.clock.Now(), nil
+	}
+	t, err := r.c.Time(ctx).Result()
+	if err != nil {
+		return time.Time{}, fmt.Errorf("failed to read redis time: %w", err)
+	}
+	return t, nil
+}
+
+func (r *Redis) nowArg() string {
+	if r.clock == nil {
+		return ""
+	}
+	return strconv.FormatInt(micros(r.clock.Now()), 10)
+}
+
+func (r *Redis) keys(c *Check) (string, string) {
+	k := r.prefix + c.Key
+	return k, k + ":aux"
+}
+
+// group lists check indexes per hash tag, in order of first appearance.
+func (r *Redis) groups(n int, key func(int) string) [][]int {
+	if !r.split {
+		all := make([]int, n)
+		for i := range all {
+			all[i] = i
+		}
+		return [][]int{all}
+	}
+	var out [][]int
+	idx := map[string]int{}
+	for i := 0; i < n; i++ {
+		tag := HashTag(key(i))
+		g, ok := idx[tag]
+		if !ok {
+			g = len(out)
+			idx[tag] = g
+			out = append(out, nil)
+		}
+		out[g] = append(out[g], i)
+	}
+	return out
+}
+
+// Admit implements [Store]. On a Cluster, checks spanning several tags are decided one call per
+// tag, in order; when a later tag refuses, what earlier tags consumed is given back.
+func (r *Redis) Admit(ctx context.Context, req *AdmitRequest) (*AdmitResult, error) {
+	for i := range req.Checks {
+		if err := validate(&req.Checks[i]); err != nil {
+			return nil, fmt.Errorf("failed to admit: check %d (%s): %w", i, req.Checks[i].Key, err)
+		}
+	}
+	res := &AdmitResult{Allowed: true, Results: make([]CheckResult, len(req.Checks))}
+	if len(req.Checks) == 0 {
+		return res, nil
+	}
+	groups := r.groups(len(req.Checks), func(i int) string { return req.Checks[i].Key })
+	for gi, g := range groups {
+		ok, err := r.admitGroup(ctx, req, g, res.Results)
+		if err != nil {
+			r.rollback(ctx, req, groups[:gi], res.Results)
+			return nil, err
+		}
+		if !ok {
+			res.Allowed = false
+			r.rollback(ctx, req, groups[:gi], res.Results)
+			return res, nil
+		}
+	}
+	return res, nil
+}
+
+func (r *Redis) admitGroup(ctx context.Context, req *AdmitRequest, g []int, out []CheckResult) (bool, error) {
+	keys := make([]string, 0, 2*len(g))
+	args := make([]any, 0, 2+8*len(g))
+	args = append(args, r.nowArg(), req.ID)
+	for _, i := range g {
+		c := &req.Checks[i]
+		k1, k2 := r.keys(c)
+		keys = append(keys, k1, k2)
+		shadow := "0"
+		if c.Shadow {
+			shadow = "1"
+		}
+		args = append(args, int(c.Kind), c.Limit, durUS(c.Window), c.Burst, c.Cost, shadow,
+			durUS(c.TTL), c.Expire.Milliseconds())
+	}
+	v, err := admitScript.Run(ctx, r.c, keys, args...).Int64Slice()
+	if err != nil {
+		return false, fmt.Errorf("failed to run admit script: %w", err)
+	}
+	if len(v) != 1+7*len(g) {
+		return false, fmt.Errorf("failed to run admit script: %d values for %d checks", len(v), len(g))
+	}
+	for j, i := range g {
+		p := v[1+7*j:]
+		out[i] = CheckResult{
+			Evaluated:  true,
+			Allowed:    p[0] == 1,
+			Consumed:   p[1] == 1,
+			Remaining:  p[2],
+			RetryAfter: time.Duration(p[3]),
+			Reset:      time.Duration(p[4]),
+			Spent:      p[5],
+			Reserved:   p[6],
+		}
+	}
+	return v[0] == 1, nil
+}
+
+// rollback gives back what the groups consumed (a later tag refused or failed).
+func (r *Redis) rollback(ctx context.Context, req *AdmitRequest, groups [][]int, results []CheckResult) {
+	if len(groups) == 0 {
+		return
+	}
+	s := &Settlement{ID: req.ID}
+	for _, g := range groups {
+		for _, i := range g {
+			if results[i].Consumed {
+				s.Ops = append(s.Ops, SettleOp{Check: req.Checks[i], Consumed: true, Actual: 0})
+				results[i].Consumed = false
+			}
+		}
+	}
+	// A failed rollback leaves reservations that expire after their TTL; nothing is charged.
+	_ = r.Settle(context.WithoutCancel(ctx), s)
+}
+
+type settleCall struct {
+	keys []string
+	args []any
+}
+
+func (sc *settleCall) op(kind, k1, k2 string, args ...any) {
+	sc.keys = append(sc.keys, k1, k2)
+	sc.args = append(sc.args, kind, len(args))
+	sc.args = append(sc.args, args...)
+}
+
+// Settle implements [Store]: one settle.lua call per tag, all in one pipeline.
+func (r *Redis) Settle(ctx context.Context, s *Settlement) error {
+	calls := map[string]*settleCall{}
+	var order []string
+	call := func(key string) *settleCall {
+		tag := ""
+		if r.split {
+			tag = HashTag(key)
+		}
+		sc := calls[tag]
+		if sc == nil {
+			sc = &settleCall{args: []any{r.nowArg(), s.ID}}
+			calls[tag] = sc
+			order = append(order, tag)
+		}
+		return sc
+	}
+	for i := range s.Ops {
+		op := &s.Ops[i]
+		k1, k2 := r.keys(&op.Check)
+		switch op.Kind {
+		case KindTokenBucket:
+			if op.Consumed && op.Actual != op.Cost {
+				call(op.Key).op("1", k1, k2, op.Limit, durUS(op.Window), op.Actual-op.Cost)
+			}
+		case KindSlidingWindow:
+			if op.Consumed && op.Actual != op.Cost {
+				call(op.Key).op("2", k1, k2, op.Cost, op.Actual)
+			}
+		case KindConcurrency:
+			if op.Consumed {
+				call(op.Key).op("3", k1, k2)
+			}
+		case KindBudget:
+			consumed := "0"
+			if op.Consumed {
+				consumed = "1"
+			}
+			call(op.Key).op("4", k1, k2, consumed, op.Cost, op.Actual, op.Expire.Milliseconds())
+		}
+	}
+	if u := s.Usage; u != nil {
+		if u.Org != "" {
+			r.ledgerOp(call, u.Org, u, false)
+		}
+		r.ledgerOp(call, GlobalTag, u, true)
+	}
+	if len(order) == 0 {
+		return nil
+	}
+	cmds := make([]*redis.Cmd, len(order))
+	_, err := r.c.Pipelined(ctx, func(p redis.Pipeliner) error {
+		for i, tag := range order {
+			sc := calls[tag]
+			cmds[i] = settleScript.EvalSha(ctx, p, sc.keys, sc.args...)
+		}
+		return nil
+	})
+	if err == nil {
+		return nil
+	}
+	// Scripts not loaded (new server, failover): EVAL the ones that reported NOSCRIPT.
+	for i, cmd := range cmds {
+		if cerr := cmd.Err(); cerr != nil {
+			if !redis.HasErrorPrefix(cerr, "NOSCRIPT") {
+				return fmt.Errorf("failed to run settle script: %w", cerr)
+			}
+			sc := calls[order[i]]
+			if err := settleScript.Eval(ctx, r.c, sc.keys, sc.args...).Err(); err != nil {
+				return fmt.Errorf("failed to run settle script: %w", err)
+			}
+		}
+	}
+	return nil
+}
+
+func (r *Redis) ledgerKey(tag string, hour int64) string {
+	return r.prefix + "aio:ledger:{" + tag + "}:" + strconv.FormatInt(hour, 10)
+}
+
+func ledgerField(k LedgerKey, metric string) string {
+	return k.Dim + KeySep + k.Key + KeySep + metric
+}
+
+func (r *Redis) ledgerOp(call func(string) *settleCall, tag string, u *UsageRecord, global bool) {
+	key := r.ledgerKey(tag, HourOf(u.At).Unix())
+	cells := ledgerIncrements(u, global)
+	args := make([]any, 0, 1+6*len(cells))
+	args = append(args, LedgerRetention.Milliseconds())
+	for _, c := range cells {
+		args = append(args, ledgerField(c, "r"), u.Requests, ledgerField(c, "t"), u.Tokens, ledgerField(c, "c"), u.Cost)
+	}
+	call(key).op("5", key, key, args...)
+}
+
+// Budgets implements [Store].
+func (r *Redis) Budgets(ctx context.Context, keys []string) ([]BudgetState, error) {
+	now, err := r.Now(ctx)
+	if err != nil {
+		return nil, err
+	}
+	after := "(" + strconv.FormatInt(micros(now), 10)
+	spent := make([]*redis.StringCmd, len(keys))
+	live := make([]*redis.StringSliceCmd, len(keys))
+	_, err = r.c.Pipelined(ctx, func(p redis.Pipeliner) error {
+		for i, k := range keys {
+			k1, k2 := r.keys(&Check{Key: k})
+			spent[i] = p.HGet(ctx, k1, "spent")
+			live[i] = p.ZRangeByScore(ctx, k2, &redis.ZRangeBy{Min: after, Max: "+inf"})
+		}
+		return nil
+	})
+	if err != nil && !errors.Is(err, redis.Nil) {
+		return nil, fmt.Errorf("failed to read budgets: %w", err)
+	}
+	out := make([]BudgetState, len(keys))
+	for i := range keys {
+		if v, err := spent[i].Int64(); err == nil {
+			out[i].Spent = v
+		}
+		for _, m := range live[i].Val() {
+			if j := strings.LastIndexByte(m, ':'); j >= 0 {
+				a, _ := strconv.ParseInt(m[j+1:], 10, 64)
+				out[i].Reserved += a
+			}
+		}
+	}
+	return out, nil
+}
+
+// Ledger implements [Store]: one HGETALL per hour, pipelined.
+func (r *Redis) Ledger(ctx context.Context, tag string, from, to time.Time) ([]LedgerHour, error) {
+	var hours []time.Time
+	for h := HourOf(from); h.Before(to); h = h.Add(time.Hour) {
+		hours = append(hours, h)
+	}
+	if len(hours) == 0 {
+		return nil, nil
+	}
+	cmds := make([]*redis.MapStringStringCmd, len(hours))
+	_, err := r.c.Pipelined(ctx, func(p redis.Pipeliner) error {
+		for i, h := range hours {
+			cmds[i] = p.HGetAll(ctx, r.ledgerKey(tag, h.Unix()))
+		}
+		return nil
+	})
+	if err != nil {
+		return nil, fmt.Errorf("failed to read ledger: %w", err)
+	}
+	var out []LedgerHour
+	for i, cmd := range cmds {
+		m := cmd.Val()
+		if len(m) == 0 {
+			continue
+		}
+		lh := LedgerHour{Hour: hours[i], Cells: make(map[LedgerKey]Totals, len(m)/3)}
+		for f, v := range m {
+			i, j := strings.Index(f, KeySep), strings.LastIndex(f, KeySep)
+			if i < 0 || j <= i {
+				continue
+			}
+			n, err := strconv.ParseInt(v, 10, 64)
+			if err != nil {
+				continue
+			}
+			k := LedgerKey{Dim: f[:i], Key: f[i+1 : j]}
+			t := lh.Cells[k]
+			switch f[j+1:] {
+			case "r":
+				t.Requests = n
+			case "t":
+				t.Tokens = n
+			case "c":
+				t.Cost = n
+			}
+			lh.Cells[k] = t
+		}
+		out = append(out, lh)
+	}
+	return out, nil
+}

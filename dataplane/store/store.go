@@ -1,0 +1,329 @@
+// Package store holds the shared state of every data-plane replica: rate-limit counters, budget
+// spend and reservations, the usage ledger and the response-cache KV. Two implementations pass one
+// conformance suite (package storetest): [Memory] (one process, one mutex, injected clock) and
+// [Redis] (go-redis UniversalClient: single, Sentinel or Cluster; atomic Lua scripts).
+//
+// The store is deliberately low level: it knows four kinds of checks and how to consume and release
+// them, not what a budget or a route is. Package governor turns a snapshot and a request into checks.
+//
+// # Semantics (both implementations)
+//
+// Times are microseconds on one clock: the Redis server's TIME (so replicas with skewed clocks agree),
+// or the injected [Clock] for [Memory] and for tests of [Redis] (see [RedisOptions.Clock]).
+//
+//   - [KindTokenBucket]: GCRA. Limit units per Window refill continuously (one unit every
+//     Window/Limit); the bucket holds Burst units (default Limit). A request of Cost units is admitted
+//     when the bucket holds at least Cost; RetryAfter is the exact time until it will.
+//   - [KindSlidingWindow]: a true sliding log. Every admitted request is an entry (time, cost); a
+//     request is admitted when the costs of entries younger than Window plus Cost stay within Limit.
+//     There is no approximation and hence no 2× burst across a window edge. RetryAfter is exact: the
+//     time until enough of the oldest entries leave the window.
+//   - [KindConcurrency]: at most Limit holders at once. Each holder (the admission ID) expires after
+//     TTL, so a crashed replica's slot frees by itself. Refusals say RetryAfter = 1s (when a slot will
+//     free depends on in-flight calls, which the store cannot know).
+//   - [KindBudget]: a spend counter (nano-USD) and live reservations. A reservation of Cost is
+//     admitted when spent + reserved + max(Cost,1) ≤ Limit (so an exhausted budget also refuses free
+//     requests). Reservations expire after TTL, so a crashed replica's reservation disappears.
+//
+// Admit is all or nothing: when any check with Shadow unset refuses, nothing is consumed. A Shadow
+// check never refuses the request; it is consumed when it alone would have admitted (so its counters
+// show what the limit would have let through).
+package store
+
+import (
+	"context"
+	"errors"
+	"strings"
+	"time"
+)
+
+// Clock tells the time. Tests inject a fake one; production uses [SystemClock] (and Redis's TIME).
+type Clock interface{ Now() time.Time }
+
+// SystemClock is the wall clock.
+type SystemClock struct{}
+
+// Now implements [Clock].
+func (SystemClock) Now() time.Time { return time.Now() }
+
+// CheckKind is what a [Check] evaluates.
+type CheckKind uint8
+
+// Check kinds; see the package documentation for their exact semantics.
+const (
+	KindTokenBucket CheckKind = iota + 1
+	KindSlidingWindow
+	KindConcurrency
+	KindBudget
+)
+
+func (k CheckKind) String() string {
+	switch k {
+	case KindTokenBucket:
+		return "token-bucket"
+	case KindSlidingWindow:
+		return "sliding-window"
+	case KindConcurrency:
+		return "concurrency"
+	case KindBudget:
+		return "budget"
+	}
+	return "unknown"
+}
+
+// Check is one limit or budget evaluated by [Store.Admit].
+//
+// Key names the state. It should carry a Redis Cluster hash tag ("{org}" or "{global}") so that
+// every key of one org lives in one slot; checks with different tags are decided one call per tag
+// on a Cluster (see [Redis]).
+type Check struct {
+	Kind CheckKind
+	Key  string
+	// Limit is units per Window (bucket, sliding window), holders (concurrency) or nano-USD (budget).
+	Limit int64
+	// Window is the refill period (bucket) or the window length (sliding window).
+	Window time.Duration
+	// Burst is the bucket capacity (token bucket only); 0 means Limit.
+	Burst int64
+	// Cost is what this request consumes: 1 for a request, the token estimate, or nano-USD to reserve.
+	Cost int64
+	// Shadow checks are evaluated and reported but never refuse.
+	Shadow bool
+	// TTL is how long a concurrency slot or budget reservation lives without Settle.
+	TTL time.Duration
+	// Expire is how long a budget's state is kept after the last write (past its period's end).
+	Expire time.Duration
+}
+
+// AdmitRequest is one request's checks. ID must be unique per admission (it names reservations and
+// concurrency holders).
+type AdmitRequest struct {
+	ID     string
+	Checks []Check
+}
+
+// CheckResult is the outcome of one check.
+type CheckResult struct {
+	// Evaluated is false when the check was not looked at, because an earlier slot refused (Redis
+	// Cluster only); such a check is neither allowed nor consumed.
+	Evaluated bool
+	// Allowed says whether this check alone admits the request.
+	Allowed bool
+	// Consumed says whether Admit consumed it (the request was admitted, and for shadow checks the
+	// check itself allowed). Settle acts only on consumed checks (budgets are charged regardless).
+	Consumed bool
+	// Remaining is what is left after this request (units, holders or nano-USD), never negative.
+	Remaining int64
+	// RetryAfter is when a refused check would admit the request; 0 when allowed.
+	RetryAfter time.Duration
+	// Reset is when the limit is back to full (bucket full, oldest entry gone); 0 for budgets.
+	Reset time.Duration
+	// Spent and Reserved are a budget's spend and live reservations before this request.
+	Spent    int64
+	Reserved int64
+}
+
+// AdmitResult is the outcome of [Store.Admit]; Results is parallel to the request's Checks.
+type AdmitResult struct {
+	// Allowed is true when every non-shadow check allowed; then every allowed check is consumed.
+	Allowed bool
+	Results []CheckResult
+}
+
+// SettleOp finishes one check of an admitted request.
+type SettleOp struct {
+	Check
+	// Consumed is CheckResult.Consumed from Admit.
+	Consumed bool
+	// Actual is the real amount: nano-USD charged to a budget's spend (charged also when the
+	// reservation was not consumed or has expired: no cost is lost, even beyond the limit), or the
+	// real token count of a token limit, whose counters are corrected by Actual − Cost. For request
+	// limits pass Actual = Cost (no correction), or 0 to give the request back.
+	Actual int64
+}
+
+// UsageRecord is one request's usage, aggregated into the ledger.
+type UsageRecord struct {
+	At       time.Time
+	User     string
+	Org      string
+	APIKey   string
+	Model    string
+	Provider string
+	Requests int64
+	Tokens   int64
+	// Cost is nano-USD.
+	Cost int64
+}
+
+// Settlement is everything [Store.Settle] writes for one request.
+type Settlement struct {
+	ID    string
+	Ops   []SettleOp
+	Usage *UsageRecord
+}
+
+// Ledger dimensions. The ledger keeps, per hour and per tag (an org, or [GlobalTag] for all orgs),
+// totals (requests, tokens, nano-USD) per value of each dimension.
+const (
+	DimTotal     = "t"  // key ""
+	DimUser      = "u"  // key: user
+	DimOrg       = "o"  // key: org (global ledger only)
+	DimAPIKey    = "k"  // key: API key name
+	DimModel     = "m"  // key: model
+	DimProvider  = "p"  // key: provider
+	DimUserModel = "um" // key: user + [KeySep] + model (org ledger only)
+	// DimUserProvider is keyed user + [KeySep] + provider (org ledger only).
+	DimUserProvider = "up"
+)
+
+// KeySep joins the parts of a composite ledger key (DimUserModel). It cannot occur in names.
+const KeySep = "\x1f"
+
+// GlobalTag is the ledger tag of usage across all orgs.
+const GlobalTag = "global"
+
+// LedgerRetention is how long ledger hours are kept: a little over a year, so that a "last 365
+// days" report and a year-over-year monthly comparison both work.
+const LedgerRetention = 400 * 24 * time.Hour
+
+// Totals are a ledger cell.
+type Totals struct {
+	Requests int64
+	Tokens   int64
+	Cost     int64
+}
+
+// Add adds o to t.
+func (t *Totals) Add(o Totals) {
+	t.Requests += o.Requests
+	t.Tokens += o.Tokens
+	t.Cost += o.Cost
+}
+
+// LedgerKey is a (dimension, value) pair of the ledger.
+type LedgerKey struct {
+	Dim string
+	Key string
+}
+
+// LedgerHour is one hour of one tag's ledger.
+type LedgerHour struct {
+	// Hour is the start of the hour (UTC).
+	Hour  time.Time
+	Cells map[LedgerKey]Totals
+}
+
+// BudgetState is a budget key's current spend and live (unexpired) reservations.
+type BudgetState struct {
+	Spent    int64
+	Reserved int64
+}
+
+// Store is the shared state behind the governor.
+type Store interface {
+	// Admit evaluates every check atomically (one round trip per hash tag on Redis Cluster, one
+	// otherwise) and consumes them all only when every non-shadow check allows.
+	Admit(ctx context.Context, req *AdmitRequest) (*AdmitResult, error)
+	// Settle applies s's ops and appends its usage to the ledger, in one pipelined round trip.
+	Settle(ctx context.Context, s *Settlement) error
+	// Budgets reads the state of budget keys (same order as keys).
+	Budgets(ctx context.Context, keys []string) ([]BudgetState, error)
+	// Ledger returns the hours of tag's ledger that overlap [from, to), oldest first; hours
+	// without usage are omitted.
+	Ledger(ctx context.Context, tag string, from, to time.Time) ([]LedgerHour, error)
+	// Now is the store's clock (Redis TIME, or the injected clock).
+	Now(ctx context.Context) (time.Time, error)
+	// Cache is the response-cache KV.
+	Cache() KV
+	// Close releases resources (the Redis client is closed only when the store created it).
+	Close() error
+}
+
+// KV is the response cache: opaque values with a TTL, bounded in size.
+type KV interface {
+	// Get returns the value and true, or false when absent or expired.
+	Get(ctx context.Context, key string) ([]byte, bool, error)
+	// Set stores value for ttl. A value over the size bound is refused with ErrValueTooLarge.
+	Set(ctx context.Context, key string, value []byte, ttl time.Duration) error
+}
+
+// ErrValueTooLarge is returned by [KV.Set] for a value over the configured bound.
+var ErrValueTooLarge = errors.New("cache value too large")
+
+// ErrInvalidCheck is returned by Admit for a malformed check (unknown kind, non-positive limit…).
+var ErrInvalidCheck = errors.New("invalid check")
+
+// HashTag returns the part of key between the first "{" and the next "}", as Redis Cluster
+// hashes it; the whole key when there is none.
+func HashTag(key string) string {
+	if i := strings.IndexByte(key, '{'); i >= 0 {
+		if j := strings.IndexByte(key[i+1:], '}'); j > 0 {
+			return key[i+1 : i+1+j]
+		}
+	}
+	return key
+}
+
+// HourOf truncates t to its UTC hour: the ledger's bucket.
+func HourOf(t time.Time) time.Time { return t.UTC().Truncate(time.Hour) }
+
+// ledgerIncrements lists the cells one usage record adds to, for the org and the global ledger.
+func ledgerIncrements(u *UsageRecord, global bool) []LedgerKey {
+	keys := make([]LedgerKey, 0, 8)
+	keys = append(keys, LedgerKey{DimTotal, ""})
+	if u.User != "" {
+		keys = append(keys, LedgerKey{DimUser, u.User})
+	}
+	if global && u.Org != "" {
+		keys = append(keys, LedgerKey{DimOrg, u.Org})
+	}
+	if u.APIKey != "" {
+		keys = append(keys, LedgerKey{DimAPIKey, u.APIKey})
+	}
+	if u.Model != "" {
+		keys = append(keys, LedgerKey{DimModel, u.Model})
+	}
+	if u.Provider != "" {
+		keys = append(keys, LedgerKey{DimProvider, u.Provider})
+	}
+	if !global && u.User != "" && u.Model != "" {
+		keys = append(keys, LedgerKey{DimUserModel, u.User + KeySep + u.Model})
+	}
+	if !global && u.User != "" && u.Provider != "" {
+		keys = append(keys, LedgerKey{DimUserProvider, u.User + KeySep + u.Provider})
+	}
+	return keys
+}
+
+func validate(c *Check) error {
+	if c.Key == "" {
+		return ErrInvalidCheck
+	}
+	switch c.Kind {
+	case KindTokenBucket, KindSlidingWindow:
+		if c.Limit <= 0 || c.Window <= 0 || c.Cost < 0 || c.Burst < 0 {
+			return ErrInvalidCheck
+		}
+	case KindConcurrency:
+		if c.Limit <= 0 || c.TTL <= 0 {
+			return ErrInvalidCheck
+		}
+	case KindBudget:
+		if c.Limit < 0 || c.Cost < 0 || c.TTL <= 0 {
+			return ErrInvalidCheck
+		}
+	default:
+		return ErrInvalidCheck
+	}
+	return nil
+}
+
+func micros(t time.Time) int64 { return t.UnixMicro() }
+
+func usDur(us float64) time.Duration {
+	if us <= 0 {
+		return 0
+	}
+	return time.Duration(us * 1000)
+}

@@ -1,0 +1,415 @@
+// Package storetest is the conformance suite every store.Store implementation passes: the memory
+// store and Redis (a real redis-server) run the same cases with a fake clock.
+package storetest
+
+import (
+	"fmt"
+	"math/rand/v2"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/require"
+
+	"github.com/nself-org/ai-orchestration/dataplane/store"
+)
+
+// FakeClock is a settable clock, safe for concurrent use.
+type FakeClock struct {
+	mu  sync.Mutex
+	now time.Time
+}
+
+// NewFakeClock returns a clock stopped at t.
+func NewFakeClock(t time.Time) *FakeClock { return &FakeClock{now: t} }
+
+// Now implements store.Clock.
+func (c *FakeClock) Now() time.Time {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.now
+}
+
+// Advance moves the clock forward by d.
+func (c *FakeClock) Advance(d time.Duration) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.now = c.now.Add(d)
+}
+
+// Set moves the clock to t.
+func (c *FakeClock) Set(t time.Time) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.now = t
+}
+
+// Start is where suites start their fake clocks: a whole second, mid-morning UTC.
+var Start = time.Date(2026, 11, 25, 10, 0, 0, 0, time.UTC)
+
+var ids atomic.Int64
+
+// NewID returns a unique admission ID.
+func NewID() string { return fmt.Sprintf("id-%d", ids.Add(1)) }
+
+// NewStoreFunc returns a fresh, empty store driven by the returned clock.
+type NewStoreFunc func(t *testing.T) (store.Store, *FakeClock)
+
+// Run runs the conformance suite against the stores newStore makes.
+func Run(t *testing.T, newStore NewStoreFunc) {
+	t.Helper()
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			st, clock := newStore(t)
+			tc.run(t, st, clock)
+		})
+	}
+}
+
+type testCase struct {
+	name string
+	run  func(t *testing.T, st store.Store, clock *FakeClock)
+}
+
+func admit(t *testing.T, st store.Store, id string, checks ...store.Check) *store.AdmitResult {
+	t.Helper()
+	r, err := st.Admit(t.Context(), &store.AdmitRequest{ID: id, Checks: checks})
+	require.NoError(t, err)
+	require.Len(t, r.Results, len(checks))
+	return r
+}
+
+func settle(t *testing.T, st store.Store, id string, r *store.AdmitResult, actual []int64, checks ...store.Check) {
+	t.Helper()
+	s := &store.Settlement{ID: id}
+	for i, c := range checks {
+		s.Ops = append(s.Ops, store.SettleOp{Check: c, Consumed: r.Results[i].Consumed, Actual: actual[i]})
+	}
+	require.NoError(t, st.Settle(t.Context(), s))
+}
+
+func budgetState(t *testing.T, st store.Store, key string) store.BudgetState {
+	t.Helper()
+	b, err := st.Budgets(t.Context(), []string{key})
+	require.NoError(t, err)
+	require.Len(t, b, 1)
+	return b[0]
+}
+
+func bucket(key string, limit int64, window time.Duration, burst, cost int64) store.Check {
+	return store.Check{Kind: store.KindTokenBucket, Key: key, Limit: limit, Window: window, Burst: burst, Cost: cost}
+}
+
+func sliding(key string, limit int64, window time.Duration, cost int64) store.Check {
+	return store.Check{Kind: store.KindSlidingWindow, Key: key, Limit: limit, Window: window, Cost: cost}
+}
+
+func budget(key string, limit, cost int64, ttl time.Duration) store.Check {
+	return store.Check{Kind: store.KindBudget, Key: key, Limit: limit, Cost: cost, TTL: ttl, Expire: 48 * time.Hour}
+}
+
+var cases = []testCase{
+	{"token bucket admits exactly its burst, then refills one unit per interval", func(t *testing.T, st store.Store, clock *FakeClock) {
+		c := bucket("rl:{o1}:bucket", 10, time.Second, 5, 1)
+		for i := range 5 {
+			r := admit(t, st, NewID(), c)
+			require.True(t, r.Allowed, "request %d", i)
+			require.Equal(t, int64(4-i), r.Results[0].Remaining)
+		}
+		r := admit(t, st, NewID(), c)
+		require.False(t, r.Allowed)
+		require.Equal(t, 100*time.Millisecond, r.Results[0].RetryAfter, "one unit refills every 100ms")
+		require.Equal(t, 500*time.Millisecond, r.Results[0].Reset)
+
+		clock.Advance(99 * time.Millisecond)
+		require.False(t, admit(t, st, NewID(), c).Allowed, "a millisecond early is still too early")
+		clock.Advance(time.Millisecond)
+		require.True(t, admit(t, st, NewID(), c).Allowed)
+		require.False(t, admit(t, st, NewID(), c).Allowed)
+
+		clock.Advance(time.Hour)
+		r = admit(t, st, NewID(), c)
+		require.True(t, r.Allowed)
+		require.Equal(t, int64(4), r.Results[0].Remaining, "a long pause refills only up to the burst")
+	}},
+	{"token bucket on tokens refuses a request larger than what is left and says when it fits", func(t *testing.T, st store.Store, clock *FakeClock) {
+		c := bucket("rl:{o1}:tokens", 6000, time.Minute, 0, 4000) // 100 tokens/s, capacity 6000
+		require.True(t, admit(t, st, NewID(), c).Allowed)
+		r := admit(t, st, NewID(), c)
+		require.False(t, r.Allowed)
+		require.Equal(t, int64(2000), r.Results[0].Remaining)
+		require.Equal(t, 20*time.Second, r.Results[0].RetryAfter, "2000 more tokens at 100/s")
+		clock.Advance(20 * time.Second)
+		require.True(t, admit(t, st, NewID(), c).Allowed)
+	}},
+	{"sliding window allows no second full window of requests across a fixed-window edge", func(t *testing.T, st store.Store, clock *FakeClock) {
+		c := sliding("rl:{o1}:sw", 10, time.Minute, 1)
+		clock.Advance(59 * time.Second)
+		for i := range 10 {
+			r := admit(t, st, NewID(), c)
+			require.True(t, r.Allowed, "request %d", i)
+			require.Equal(t, int64(9-i), r.Results[0].Remaining)
+		}
+		// A fixed window would reset at 60s and admit ten more here.
+		clock.Advance(2 * time.Second)
+		r := admit(t, st, NewID(), c)
+		require.False(t, r.Allowed)
+		require.Equal(t, 58*time.Second, r.Results[0].RetryAfter, "the first entry leaves the window at 119s")
+		clock.Advance(58*time.Second - time.Microsecond)
+		require.False(t, admit(t, st, NewID(), c).Allowed)
+		clock.Advance(time.Microsecond)
+		admitted := 0
+		for range 15 {
+			if admit(t, st, NewID(), c).Allowed {
+				admitted++
+			}
+		}
+		require.Equal(t, 10, admitted, "all ten entries left together")
+	}},
+	{"sliding window on tokens frees exactly the oldest entries that make room", func(t *testing.T, st store.Store, clock *FakeClock) {
+		c := func(cost int64) store.Check { return sliding("rl:{o1}:swt", 1000, time.Minute, cost) }
+		require.True(t, admit(t, st, NewID(), c(300)).Allowed)
+		clock.Advance(10 * time.Second)
+		require.True(t, admit(t, st, NewID(), c(300)).Allowed)
+		clock.Advance(10 * time.Second)
+		require.True(t, admit(t, st, NewID(), c(300)).Allowed)
+		r := admit(t, st, NewID(), c(500))
+		require.False(t, r.Allowed)
+		require.Equal(t, int64(100), r.Results[0].Remaining)
+		require.Equal(t, 50*time.Second, r.Results[0].RetryAfter, "two entries (t=0s, t=10s) must leave: at 70s")
+		clock.Advance(50 * time.Second)
+		r = admit(t, st, NewID(), c(500))
+		require.True(t, r.Allowed)
+		require.Equal(t, int64(200), r.Results[0].Remaining)
+	}},
+	{"a short burst cap layered on a long limit holds both", func(t *testing.T, st store.Store, clock *FakeClock) {
+		perMin := sliding("rl:{o1}:min", 600, time.Minute, 1)
+		perSec := sliding("rl:{o1}:sec", 20, time.Second, 1)
+		total := 0
+		for sec := range 35 {
+			inSec := 0
+			for range 25 {
+				if admit(t, st, NewID(), perMin, perSec).Allowed {
+					inSec++
+				}
+			}
+			require.LessOrEqual(t, inSec, 20, "second %d", sec)
+			total += inSec
+			clock.Advance(time.Second)
+		}
+		require.Equal(t, 600, total, "20/s for 30s, then the minute limit")
+	}},
+	{"concurrency cap frees a slot on completion and a crashed holder's slot after its TTL", func(t *testing.T, st store.Store, clock *FakeClock) {
+		c := store.Check{Kind: store.KindConcurrency, Key: "rl:{o1}:conc", Limit: 2, Cost: 1, TTL: 30 * time.Second}
+		a, b := NewID(), NewID()
+		ra := admit(t, st, a, c)
+		require.True(t, ra.Allowed)
+		require.Equal(t, int64(1), ra.Results[0].Remaining)
+		require.True(t, admit(t, st, b, c).Allowed)
+		r := admit(t, st, NewID(), c)
+		require.False(t, r.Allowed)
+		require.Equal(t, time.Second, r.Results[0].RetryAfter)
+
+		settle(t, st, a, ra, []int64{1}, c)
+		require.True(t, admit(t, st, NewID(), c).Allowed, "a's slot was released")
+		require.False(t, admit(t, st, NewID(), c).Allowed)
+
+		clock.Advance(30 * time.Second) // b and its successor crashed: no settle ever comes
+		require.True(t, admit(t, st, NewID(), c).Allowed)
+		require.True(t, admit(t, st, NewID(), c).Allowed)
+		require.False(t, admit(t, st, NewID(), c).Allowed)
+	}},
+	{"500 parallel reservations of $0.001 against a $0.05 budget admit exactly 50 and settle exactly $0.05", func(t *testing.T, st store.Store, clock *FakeClock) {
+		const key = "budget:{o1}:ns/b:u1:daily:2026-11-25"
+		c := budget(key, 50_000_000, 1_000_000, time.Minute)
+		var admitted atomic.Int64
+		var wg sync.WaitGroup
+		errs := make(chan error, 500)
+		for range 500 {
+			wg.Go(func() {
+				id := NewID()
+				r, err := st.Admit(t.Context(), &store.AdmitRequest{ID: id, Checks: []store.Check{c}})
+				if err != nil {
+					errs <- err
+					return
+				}
+				if !r.Allowed {
+					return
+				}
+				admitted.Add(1)
+				errs <- st.Settle(t.Context(), &store.Settlement{ID: id, Ops: []store.SettleOp{{Check: c, Consumed: true, Actual: 1_000_000}}})
+			})
+		}
+		wg.Wait()
+		close(errs)
+		for err := range errs {
+			require.NoError(t, err)
+		}
+		require.Equal(t, int64(50), admitted.Load())
+		require.Equal(t, store.BudgetState{Spent: 50_000_000, Reserved: 0}, budgetState(t, st, key))
+	}},
+	{"a refused rate limit consumes no budget and a refused budget consumes no rate limit", func(t *testing.T, st store.Store, clock *FakeClock) {
+		const key = "budget:{o1}:ns/b:o1:monthly:2026-11-01"
+		lim := sliding("rl:{o1}:one", 1, time.Minute, 1)
+		b := budget(key, 10_000, 1_000, time.Minute)
+		require.True(t, admit(t, st, NewID(), lim, b).Allowed)
+		require.Equal(t, int64(1_000), budgetState(t, st, key).Reserved)
+
+		r := admit(t, st, NewID(), lim, b)
+		require.False(t, r.Allowed)
+		require.False(t, r.Results[0].Allowed)
+		require.True(t, r.Results[1].Allowed)
+		require.False(t, r.Results[1].Consumed)
+		require.Equal(t, int64(1_000), budgetState(t, st, key).Reserved, "nothing reserved for the refused request")
+
+		other := sliding("rl:{o1}:other", 5, time.Minute, 1)
+		big := budget(key, 10_000, 20_000, time.Minute)
+		r = admit(t, st, NewID(), other, big)
+		require.False(t, r.Allowed)
+		require.Equal(t, int64(4), r.Results[0].Remaining)
+		r = admit(t, st, NewID(), other)
+		require.Equal(t, int64(4), r.Results[0].Remaining, "the refused request took no slot of the window")
+	}},
+	{"a shadow limit reports a refusal but never refuses", func(t *testing.T, st store.Store, clock *FakeClock) {
+		sh := sliding("rl:{o1}:shadow", 1, time.Minute, 1)
+		sh.Shadow = true
+		real := sliding("rl:{o1}:real", 10, time.Minute, 1)
+		r := admit(t, st, NewID(), sh, real)
+		require.True(t, r.Allowed)
+		require.True(t, r.Results[0].Consumed)
+		r = admit(t, st, NewID(), sh, real)
+		require.True(t, r.Allowed)
+		require.False(t, r.Results[0].Allowed)
+		require.False(t, r.Results[0].Consumed)
+		require.Equal(t, int64(8), r.Results[1].Remaining)
+	}},
+	{"an expired reservation frees the budget and a late settle is still charged", func(t *testing.T, st store.Store, clock *FakeClock) {
+		const key = "budget:{o1}:ns/b:u1:daily:2026-11-25"
+		c := budget(key, 1_000, 1_000, 10*time.Second)
+		crashed := NewID()
+		first := admit(t, st, crashed, c)
+		require.True(t, first.Allowed)
+		require.False(t, admit(t, st, NewID(), c).Allowed)
+		clock.Advance(10 * time.Second)
+		require.Equal(t, store.BudgetState{}, budgetState(t, st, key))
+		id := NewID()
+		r := admit(t, st, id, c)
+		require.True(t, r.Allowed, "the crashed replica's reservation expired")
+		// The "crashed" request settles after all: its cost is recorded beyond the limit, never lost.
+		settle(t, st, crashed, first, []int64{700}, c)
+		settle(t, st, id, r, []int64{600}, c)
+		require.Equal(t, store.BudgetState{Spent: 1_300}, budgetState(t, st, key))
+		r = admit(t, st, NewID(), budget(key, 1_000, 0, 10*time.Second))
+		require.False(t, r.Allowed, "an exhausted budget refuses even a free request")
+		require.Equal(t, int64(0), r.Results[0].Remaining)
+	}},
+	{"settle corrects token limits by actual minus estimate", func(t *testing.T, st store.Store, clock *FakeClock) {
+		b := bucket("rl:{o1}:tb", 1000, time.Minute, 0, 800)
+		id := NewID()
+		r := admit(t, st, id, b)
+		require.True(t, r.Allowed)
+		require.False(t, admit(t, st, NewID(), b).Allowed)
+		settle(t, st, id, r, []int64{200}, b) // 600 tokens given back
+		r2 := admit(t, st, NewID(), b)
+		require.True(t, r2.Allowed)
+		require.Equal(t, int64(0), r2.Results[0].Remaining)
+
+		w := func(cost int64) store.Check { return sliding("rl:{o1}:swc", 1000, time.Minute, cost) }
+		id = NewID()
+		r = admit(t, st, id, w(100))
+		require.True(t, r.Allowed)
+		settle(t, st, id, r, []int64{900}, w(100)) // the estimate was 800 short
+		r = admit(t, st, NewID(), w(200))
+		require.False(t, r.Allowed)
+		require.Equal(t, int64(100), r.Results[0].Remaining)
+		require.Equal(t, time.Minute, r.Results[0].RetryAfter)
+		require.True(t, admit(t, st, NewID(), w(100)).Allowed)
+	}},
+	{"the ledger sums usage exactly per hour and dimension", func(t *testing.T, st store.Store, clock *FakeClock) {
+		rng := rand.New(rand.NewPCG(1, 2))
+		users, models := []string{"u1", "u2", "u3"}, []string{"gpt-4o", "llama3:8b"}
+		want := map[store.LedgerKey]store.Totals{}
+		wantGlobal := map[store.LedgerKey]store.Totals{}
+		var wantHour store.Totals
+		for i := range 600 {
+			u := &store.UsageRecord{
+				At:   Start.Add(time.Duration(i) * 10 * time.Second), // 100 minutes
+				User: users[rng.IntN(3)], Org: []string{"o1", "o2"}[rng.IntN(2)], APIKey: "ns/key",
+				Model: models[rng.IntN(2)], Provider: "ns/p", Requests: 1,
+				Tokens: rng.Int64N(5000), Cost: rng.Int64N(50_000_000),
+			}
+			require.NoError(t, st.Settle(t.Context(), &store.Settlement{ID: NewID(), Usage: u}))
+			add := store.Totals{Requests: 1, Tokens: u.Tokens, Cost: u.Cost}
+			g := wantGlobal[store.LedgerKey{Dim: store.DimOrg, Key: u.Org}]
+			g.Add(add)
+			wantGlobal[store.LedgerKey{Dim: store.DimOrg, Key: u.Org}] = g
+			if u.Org != "o1" {
+				continue
+			}
+			for _, k := range []store.LedgerKey{{Dim: store.DimTotal}, {Dim: store.DimUser, Key: u.User}, {Dim: store.DimModel, Key: u.Model},
+				{Dim: store.DimUserModel, Key: u.User + store.KeySep + u.Model}, {Dim: store.DimAPIKey, Key: "ns/key"}} {
+				v := want[k]
+				v.Add(add)
+				want[k] = v
+			}
+			if u.At.Before(Start.Add(time.Hour)) {
+				wantHour.Add(add)
+			}
+		}
+		hours, err := st.Ledger(t.Context(), "o1", Start, Start.Add(2*time.Hour))
+		require.NoError(t, err)
+		require.Len(t, hours, 2)
+		require.Equal(t, Start, hours[0].Hour)
+		require.Equal(t, wantHour, hours[0].Cells[store.LedgerKey{Dim: store.DimTotal}])
+		got := map[store.LedgerKey]store.Totals{}
+		for _, h := range hours {
+			for k, v := range h.Cells {
+				g := got[k]
+				g.Add(v)
+				got[k] = g
+			}
+		}
+		for k, v := range want {
+			require.Equal(t, v, got[k], "%q %q", k.Dim, k.Key)
+		}
+		global, err := st.Ledger(t.Context(), store.GlobalTag, Start, Start.Add(2*time.Hour))
+		require.NoError(t, err)
+		gotGlobal := map[store.LedgerKey]store.Totals{}
+		for _, h := range global {
+			for _, o := range []string{"o1", "o2"} {
+				k := store.LedgerKey{Dim: store.DimOrg, Key: o}
+				g := gotGlobal[k]
+				g.Add(h.Cells[k])
+				gotGlobal[k] = g
+			}
+		}
+		require.Equal(t, wantGlobal, gotGlobal)
+		none, err := st.Ledger(t.Context(), "o1", Start.Add(-48*time.Hour), Start)
+		require.NoError(t, err)
+		require.Empty(t, none)
+	}},
+	{"the cache returns what was set and refuses values over its bound", func(t *testing.T, st store.Store, clock *FakeClock) {
+		kv := st.Cache()
+		_, ok, err := kv.Get(t.Context(), "k1")
+		require.NoError(t, err)
+		require.False(t, ok)
+		require.NoError(t, kv.Set(t.Context(), "k1", []byte("reply"), time.Minute))
+		v, ok, err := kv.Get(t.Context(), "k1")
+		require.NoError(t, err)
+		require.True(t, ok)
+		require.Equal(t, []byte("reply"), v)
+		require.ErrorIs(t, kv.Set(t.Context(), "big", make([]byte, 65<<20), time.Minute), store.ErrValueTooLarge)
+	}},
+	{"malformed checks are refused with a clear error", func(t *testing.T, st store.Store, clock *FakeClock) {
+		for _, c := range []store.Check{
+			{Kind: store.KindTokenBucket, Key: "rl:{o1}:x", Limit: 0, Window: time.Second, Cost: 1},
+			{Kind: store.KindSlidingWindow, Key: "rl:{o1}:x", Limit: 1, Window: 0, Cost: 1},
+			{Kind: 99, Key: "rl:{o1}:x", Limit: 1},
+			{Kind: store.KindBudget, Key: "", Limit: 1, TTL: time.Second},
+		} {
+			_, err := st.Admit(t.Context(), &store.AdmitRequest{ID: NewID(), Checks: []store.Check{c}})
+			require.ErrorIs(t, err, store.ErrInvalidCheck)
+		}
+	}},
+}

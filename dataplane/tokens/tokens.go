@@ -1,0 +1,123 @@
+// Package tokens counts tokens the way OpenAI's tokenizers do, with the vocabularies embedded in
+// the binary (github.com/tiktoken-go/tokenizer): no download at start-up, no network at all.
+//
+// Budgets reserve a request's worst-case cost before calling a provider, so prompt tokens must
+// be counted exactly for OpenAI models. Other providers (Anthropic, Gemini, Ollama models) use
+// their own tokenizers, which are not public or not embeddable; for them we count with
+// o200k_base as a documented estimate — the provider's reported usage settles the real cost.
+package tokens
+
+import (
+	"strings"
+	"sync"
+
+	"github.com/tiktoken-go/tokenizer"
+
+	"github.com/nself-org/ai-orchestration/dataplane/providers"
+)
+
+// Encoding names, as OpenAI's tiktoken spells them.
+const (
+	// O200kBase is the encoding of gpt-4o, gpt-4.1, gpt-4.5, gpt-5 and the o-series.
+	O200kBase = "o200k_base"
+	// Cl100kBase is the encoding of gpt-4, gpt-3.5-turbo and the ada-002/3 embeddings.
+	Cl100kBase = "cl100k_base"
+)
+
+// Per-message overhead of OpenAI's chat format (the "How to count tokens" cookbook): every
+// message is wrapped as <|start|>{role}<|message|>{content}<|end|> (3 tokens besides role and
+// content), and every reply is primed with <|start|>assistant<|message|> (3 tokens).
+const (
+	tokensPerMessage = 3
+	// ReplyPrimingTokens is the fixed part of every chat prompt, so that
+	// CountMessages(model, msgs) == ReplyPrimingTokens + Σ CountMessage(model, m).
+	ReplyPrimingTokens = 3
+)
+
+// codecs are loaded lazily, once: building an encoder parses a vocabulary of 100–200k entries
+// (tens of milliseconds and megabytes), and the codec is safe for concurrent use afterwards.
+var (
+	o200kOnce   sync.Once
+	o200kCodec  tokenizer.Codec
+	cl100kOnce  sync.Once
+	cl100kCodec tokenizer.Codec
+)
+
+func codecFor(encoding string) tokenizer.Codec {
+	if encoding == Cl100kBase {
+		cl100kOnce.Do(func() { cl100kCodec = mustGet(tokenizer.Cl100kBase) })
+		return cl100kCodec
+	}
+	o200kOnce.Do(func() { o200kCodec = mustGet(tokenizer.O200kBase) })
+	return o200kCodec
+}
+
+// mustGet only fails for an unknown encoding name, which is a programming error caught by tests.
+func mustGet(enc tokenizer.Encoding) tokenizer.Codec {
+	c, err := tokenizer.Get(enc)
+	if err != nil {
+		panic("tokens: embedded encoding " + string(enc) + " is missing: " + err.Error())
+	}
+	return c
+}
+
+// cl100kPrefixes are the model families that predate o200k_base. Everything else — the newer
+// OpenAI models and every non-OpenAI model — is counted with o200k_base.
+var cl100kPrefixes = []string{
+	"gpt-4-", "gpt-3.5", "gpt-35", "text-embedding-ada-002", "text-embedding-3-",
+	"davinci-002", "babbage-002",
+}
+
+// EncodingFor returns the encoding used to count tokens for model. Fine-tune names
+// ("ft:gpt-4o-mini:org::id") and router prefixes ("openai/gpt-4o") are reduced to the base
+// model. Unknown and non-OpenAI models get [O200kBase], an estimate.
+func EncodingFor(model string) string {
+	m := strings.ToLower(strings.TrimSpace(model))
+	m = strings.TrimPrefix(m, "ft:")
+	if i := strings.LastIndexByte(m, '/'); i >= 0 {
+		m = m[i+1:]
+	}
+	if m == "gpt-4" {
+		return Cl100kBase
+	}
+	for _, p := range cl100kPrefixes {
+		// "gpt-4-" must not capture "gpt-4o" or "gpt-4.1"; the dash takes care of that.
+		if strings.HasPrefix(m, p) {
+			return Cl100kBase
+		}
+	}
+	return O200kBase
+}
+
+// Count returns the number of tokens of text for model. It never fails: the codec runs with
+// the library's default error mode, which tokenizes invalid UTF-8 bytes as they are.
+func Count(model, text string) int64 {
+	if text == "" {
+		return 0
+	}
+	n, err := codecFor(EncodingFor(model)).Count(text)
+	if err != nil {
+		// Only the strict error mode or a regexp time-out could fail; fall back to a
+		// conservative estimate (one token per 3 bytes) rather than under-reserving budget.
+		return int64(len(text)+2) / 3
+	}
+	return int64(n)
+}
+
+// CountMessages returns the prompt tokens of a chat request for model, following OpenAI's
+// accounting for current chat models: 3 tokens per message plus its role and content, and 3 for
+// the primed assistant reply. For non-OpenAI models it is an estimate of the same shape.
+func CountMessages(model string, msgs []providers.Message) int64 {
+	total := int64(ReplyPrimingTokens)
+	for _, m := range msgs {
+		total += CountMessage(model, m)
+	}
+	return total
+}
+
+// CountMessage returns the tokens one message adds to a chat prompt: its role, its content
+// and its framing. Trimming history counts each message once with it instead of recounting
+// the whole conversation per dropped message.
+func CountMessage(model string, m providers.Message) int64 {
+	return tokensPerMessage + Count(model, m.Role) + Count(model, m.Content)
+}

@@ -1,0 +1,114 @@
+package tokens
+
+import (
+	"strings"
+	"sync"
+	"testing"
+
+	"github.com/stretchr/testify/require"
+
+	"github.com/nself-org/ai-orchestration/dataplane/providers"
+)
+
+func TestEncodingForPicksTheModelFamilysEncoding(t *testing.T) {
+	tests := map[string]struct {
+		model string
+		want  string
+	}{
+		"gpt-4o uses o200k":                       {"gpt-4o", O200kBase},
+		"a dated gpt-4o snapshot uses o200k":      {"gpt-4o-2024-08-06", O200kBase},
+		"gpt-4o-mini uses o200k":                  {"gpt-4o-mini", O200kBase},
+		"gpt-4.1 uses o200k":                      {"gpt-4.1-nano", O200kBase},
+		"the o-series uses o200k":                 {"o3-mini", O200kBase},
+		"gpt-5 uses o200k":                        {"gpt-5", O200kBase},
+		"gpt-4 uses cl100k":                       {"gpt-4", Cl100kBase},
+		"gpt-4-turbo uses cl100k":                 {"gpt-4-turbo", Cl100kBase},
+		"gpt-3.5-turbo uses cl100k":               {"gpt-3.5-turbo", Cl100kBase},
+		"ada-002 embeddings use cl100k":           {"text-embedding-ada-002", Cl100kBase},
+		"v3 embeddings use cl100k":                {"text-embedding-3-small", Cl100kBase},
+		"a fine-tune uses its base model's":       {"ft:gpt-3.5-turbo-0125:acme::abc", Cl100kBase},
+		"a router prefix is ignored":              {"openai/gpt-4-turbo", Cl100kBase},
+		"case is ignored":                         {"GPT-4", Cl100kBase},
+		"Anthropic models are estimated by o200k": {"claude-sonnet-4-5", O200kBase},
+		"Ollama models are estimated by o200k":    {"llama3.1:8b", O200kBase},
+	}
+	for name, tc := range tests {
+		t.Run(name, func(t *testing.T) {
+			require.Equal(t, tc.want, EncodingFor(tc.model))
+		})
+	}
+}
+
+func TestCountMatchesTheReferenceTokenizer(t *testing.T) {
+	tests := map[string]struct {
+		model string
+		text  string
+		want  int64
+	}{
+		"empty text has no tokens":                {"gpt-4o", "", 0},
+		"cl100k splits the cookbook example in 6": {"gpt-4", "tiktoken is great!", 6},
+		"hello world is two tokens in cl100k":     {"gpt-3.5-turbo", "hello world", 2},
+		"hello world is two tokens in o200k":      {"gpt-4o", "hello world", 2},
+		"digits are grouped by three":             {"gpt-4o", "1234567", 3},
+	}
+	for name, tc := range tests {
+		t.Run(name, func(t *testing.T) {
+			require.Equal(t, tc.want, Count(tc.model, tc.text))
+		})
+	}
+}
+
+func TestCountCountsInvalidUTF8InsteadOfFailing(t *testing.T) {
+	require.Positive(t, Count("gpt-4o", "\xff\xfe"))
+}
+
+func TestCountDiffersBetweenEncodingsOnNonEnglishText(t *testing.T) {
+	// o200k_base has a much larger multilingual vocabulary; counting Hindi with the wrong
+	// encoding would over-reserve budget several times over.
+	text := "नमस्ते, आप कैसे हैं? मैं ठीक हूँ, धन्यवाद।"
+	o200k, cl100k := Count("gpt-4o", text), Count("gpt-4", text)
+	require.Less(t, o200k, cl100k)
+}
+
+func TestCountMessagesAddsOpenAIsPerMessageOverhead(t *testing.T) {
+	msgs := []providers.Message{
+		{Role: "system", Content: "You are terse."},
+		{Role: "user", Content: "hello world"},
+	}
+	var content int64
+	for _, m := range msgs {
+		content += Count("gpt-4o", m.Role) + Count("gpt-4o", m.Content)
+	}
+	// 3 per message and 3 for the primed reply.
+	require.Equal(t, content+2*3+3, CountMessages("gpt-4o", msgs))
+	require.Equal(t, int64(3), CountMessages("gpt-4o", nil))
+}
+
+func TestCountIsSafeForConcurrentFirstUse(t *testing.T) {
+	var wg sync.WaitGroup
+	results := make([]int64, 16)
+	for i := range results {
+		wg.Go(func() {
+			model := "gpt-4o"
+			if i%2 == 1 {
+				model = "gpt-4"
+			}
+			results[i] = Count(model, "concurrency is not parallelism")
+		})
+	}
+	wg.Wait()
+	for i, n := range results {
+		require.Equal(t, results[i%2], n)
+	}
+}
+
+func BenchmarkCount2KBPrompt(b *testing.B) {
+	prompt := strings.Repeat("Summarize the quarterly report for ACME Corp. Revenue grew 12% to $4.2M; "+
+		"churn fell to 3.1%. Highlight risks, owners and next steps in five bullet points.\n", 14)[:2048]
+	Count("gpt-4o", prompt) // load the vocabulary outside the timed loop
+	b.ReportAllocs()
+	b.SetBytes(int64(len(prompt)))
+	for b.Loop() {
+		Count("gpt-4o", prompt)
+	}
+}
