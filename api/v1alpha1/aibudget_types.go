@@ -57,7 +57,7 @@ type AIBudgetList struct {
 // AIBudgetSpec describes one budget.
 //
 // +kubebuilder:validation:XValidation:rule="has(self.daily) || has(self.weekly) || has(self.monthly)",message="set at least one of spec.daily, spec.weekly or spec.monthly (a USD amount such as \"1.00\")"
-// +kubebuilder:validation:XValidation:rule="self.scope == 'global' || (has(self.subject) && self.subject != '')",message="spec.subject is required unless spec.scope is global: one user/org/apiKey id, or \"*\" for every subject separately"
+// +kubebuilder:validation:XValidation:rule="self.scope == 'global' || (has(self.subject) && size(self.subject) > 0)",message="spec.subject is required unless spec.scope is global: one user/org/apiKey id, or \"*\" for every subject separately"
 // +kubebuilder:validation:XValidation:rule="!has(self.action) || self.action != 'downgrade' || has(self.downgradeTo)",message="spec.downgradeTo (a model name) is required when spec.action is downgrade"
 // +kubebuilder:validation:XValidation:rule="!has(self.downgradeTo) || (has(self.action) && self.action == 'downgrade')",message="spec.downgradeTo is only used when spec.action is downgrade: remove it or set action: downgrade"
 type AIBudgetSpec struct {

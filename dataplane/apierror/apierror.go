@@ -143,6 +143,9 @@ func From(err error) *Error {
 		e.RateLimit = &rl
 		return e
 	}
+	if errors.Is(err, governor.ErrIdentityRequired) {
+		return BadRequest("the request needs a user id (userId, or user / X-AI-User on /v1)")
+	}
 	if errors.Is(err, governor.ErrStoreUnavailable) {
 		return New(http.StatusServiceUnavailable, TypeUnavailable, CodeStoreUnavailable, "the limit store is unavailable")
 	}

@@ -10,6 +10,8 @@ import (
 	"time"
 
 	"github.com/stretchr/testify/require"
+
+	"github.com/nself-org/ai-orchestration/dataplane/providers"
 )
 
 // memKV is a tiny in-memory KV with TTLs against a settable clock.
@@ -63,7 +65,7 @@ func streamedEntry() *Entry {
 		Model:        "gpt-4o-mini",
 		Provider:     "ns/openai",
 		FinishReason: "stop",
-		Usage:        Usage{PromptTokens: 12, CompletionTokens: 5, CachedPromptTokens: 2},
+		Usage:        providers.Usage{PromptTokens: 12, CompletionTokens: 5, CachedPromptTokens: 2},
 		Chunks:       []string{"Hello", ", ", "world! ", "✓"},
 		CreatedAt:    time.Date(2026, 11, 25, 18, 0, 0, 123, time.UTC),
 	}
@@ -72,11 +74,11 @@ func streamedEntry() *Entry {
 func TestEntriesRoundTrip(t *testing.T) {
 	cases := map[string]*Entry{
 		"a streamed reply keeps its chunks":  streamedEntry(),
-		"a plain reply":                      {Content: "ok", Model: "m", Provider: "p", FinishReason: "length", Usage: Usage{PromptTokens: 1}},
+		"a plain reply":                      {Content: "ok", Model: "m", Provider: "p", FinishReason: "length", Usage: providers.Usage{PromptTokens: 1}},
 		"an embeddings reply":                {Model: "text-embedding-3-small", Provider: "p", Embeddings: [][]float32{{0.25, -1.5, 3e-8}, {}, {42}}},
 		"an empty entry":                     {},
 		"a reply with an empty chunk kept":   {Content: "ab", Chunks: []string{"a", "", "b"}},
-		"large token counts survive varints": {Usage: Usage{PromptTokens: 1 << 40, CompletionTokens: 1<<62 + 1}},
+		"large token counts survive varints": {Usage: providers.Usage{PromptTokens: 1 << 40, CompletionTokens: 1<<62 + 1}},
 	}
 	for name, e := range cases {
 		t.Run(name, func(t *testing.T) {

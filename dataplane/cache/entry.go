@@ -6,15 +6,9 @@ import (
 	"fmt"
 	"math"
 	"time"
-)
 
-// Usage is the token usage of the cached reply (the same fields as providers.Usage). A hit
-// reports it as the original call's usage but costs nothing.
-type Usage struct {
-	PromptTokens       int64
-	CompletionTokens   int64
-	CachedPromptTokens int64
-}
+	"github.com/nself-org/ai-orchestration/dataplane/providers"
+)
 
 // Entry is one served reply as stored in the cache.
 type Entry struct {
@@ -23,7 +17,8 @@ type Entry struct {
 	Model        string
 	Provider     string
 	FinishReason string
-	Usage        Usage
+	// Usage is the original call's usage; a hit reports it but costs nothing.
+	Usage providers.Usage
 	// Chunks are the deltas of a streamed reply, in order; nil for a reply that was not
 	// streamed. See [Entry.StreamChunks].
 	Chunks []string
@@ -101,7 +96,9 @@ func appendString(b []byte, s string) []byte {
 // against the bytes left, so corrupt or hostile input cannot make it allocate more than the
 // input's size or panic.
 func (e *Entry) UnmarshalBinary(data []byte) error {
-	d := decoder{b: data}
+	// One copy of the input backs every decoded string (a stream has hundreds of chunks), and
+	// the entry does not pin the KV's buffer.
+	d := decoder{b: data, all: string(data), n: len(data)}
 	if len(data) < len(entryMagic) || [4]byte(data[:4]) != entryMagic {
 		return fmt.Errorf("%w: unknown magic or version", ErrCorrupt)
 	}
@@ -147,6 +144,8 @@ func (e *Entry) UnmarshalBinary(data []byte) error {
 // decoder reads fields and remembers the first error; after an error every read returns zero.
 type decoder struct {
 	b   []byte
+	all string // a copy of the whole input; strings are sliced from it
+	n   int    // len(all)
 	err error
 }
 
@@ -199,7 +198,8 @@ func (d *decoder) string() string {
 		d.fail("string")
 		return ""
 	}
-	s := string(d.b[:n]) // copies, so the entry does not pin the KV buffer
+	start := d.n - len(d.b)
+	s := d.all[start : start+int(n)]
 	d.b = d.b[n:]
 	return s
 }

@@ -15,11 +15,13 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"hash"
 	"math"
 	"slices"
 	"strings"
+	"sync"
 	"unicode"
+
+	"github.com/nself-org/ai-orchestration/dataplane/providers"
 )
 
 // Scopes, as in AIRoutePolicy spec.cache.scope (config.CacheScope*).
@@ -75,19 +77,6 @@ func NewScope(scope, org, user string) (Scope, error) {
 // Kind is the effective scope: "org", "user" or "global" ("" for the invalid zero Scope).
 func (s Scope) Kind() string { return s.kind }
 
-// Message is one chat message of a [Request] (the same fields as providers.Message).
-type Message struct {
-	Role    string
-	Content string
-}
-
-// ResponseFormat is the requested output format (the same fields as providers.ResponseFormat).
-type ResponseFormat struct {
-	Type   string
-	Name   string
-	Schema json.RawMessage
-}
-
 // Request is everything about a request that can change the reply. Fill it from the request
 // as it will be sent upstream (after prompt optimization), plus the route and the model the
 // caller named.
@@ -99,13 +88,13 @@ type Request struct {
 	Route string
 	// Model is the model as the caller named it ("" and "default" are different keys).
 	Model    string
-	Messages []Message
+	Messages []providers.Message
 	// Temperature and TopP are nil when the caller left them to the upstream's default.
 	Temperature    *float64
 	TopP           *float64
 	MaxTokens      int64
 	Stop           []string
-	ResponseFormat *ResponseFormat
+	ResponseFormat *providers.ResponseFormat
 	// Input holds embedding (or moderation) inputs, in order, compared byte for byte.
 	Input []string
 	// Extra holds endpoint-specific options that change the output (summarize: maxWords,
@@ -136,7 +125,14 @@ func Key(scope Scope, req *Request) (string, error) {
 	if req == nil {
 		return "", errors.New("failed to build cache key: nil request")
 	}
-	e := encoder{h: sha256.New()}
+	bp := bufPool.Get().(*[]byte)
+	e := encoder{b: (*bp)[:0]}
+	defer func() {
+		if cap(e.b) <= maxPooledBuf {
+			*bp = e.b[:0]
+			bufPool.Put(bp)
+		}
+	}()
 	e.str('V', keyVersion)
 	e.str('S', scope.kind)
 	switch scope.kind {
@@ -192,35 +188,34 @@ func Key(scope Scope, req *Request) (string, error) {
 	} else {
 		e.num('x', 0)
 	}
-	var sum [sha256.Size]byte
-	return hex.EncodeToString(e.h.Sum(sum[:0])), nil
+	sum := sha256.Sum256(e.b)
+	return hex.EncodeToString(sum[:]), nil
 }
 
-type encoder struct {
-	h   hash.Hash
-	buf [1 + binary.MaxVarintLen64]byte
-}
+// encoder appends the canonical encoding to a buffer that is hashed once at the end: one
+// sha256.Sum256 over a pooled buffer is cheaper than many small writes through hash.Hash, and
+// lets prompt strings be appended without a []byte copy each.
+type encoder struct{ b []byte }
+
+// bufPool recycles encoding buffers; buffers grown past maxPooledBuf by a huge prompt are
+// dropped so that one request cannot pin memory in the pool.
+var bufPool = sync.Pool{New: func() any { b := make([]byte, 0, 4096); return &b }}
+
+const maxPooledBuf = 64 << 10
 
 func (e *encoder) num(tag byte, n uint64) {
-	e.buf[0] = tag
-	l := binary.PutUvarint(e.buf[1:], n)
-	e.h.Write(e.buf[:1+l])
+	e.b = append(e.b, tag)
+	e.b = binary.AppendUvarint(e.b, n)
 }
 
 func (e *encoder) str(tag byte, s string) {
 	e.num(tag, uint64(len(s)))
-	// hash.Hash has no WriteString in its interface, but sha256's digest implements
-	// io.StringWriter, which avoids copying the prompt.
-	if sw, ok := e.h.(interface{ WriteString(string) (int, error) }); ok {
-		sw.WriteString(s)
-		return
-	}
-	e.h.Write([]byte(s))
+	e.b = append(e.b, s...)
 }
 
 func (e *encoder) bytes(tag byte, b []byte) {
 	e.num(tag, uint64(len(b)))
-	e.h.Write(b)
+	e.b = append(e.b, b...)
 }
 
 func (e *encoder) float(tag byte, f *float64) {
@@ -233,9 +228,7 @@ func (e *encoder) float(tag byte, f *float64) {
 		v = 0 // -0 and +0 ask for the same thing
 	}
 	e.num(tag, 1)
-	var b [8]byte
-	binary.BigEndian.PutUint64(b[:], math.Float64bits(v))
-	e.h.Write(b[:])
+	e.b = binary.BigEndian.AppendUint64(e.b, math.Float64bits(v))
 }
 
 func normalizeContent(s string, collapse bool) string {

@@ -6,6 +6,8 @@ import (
 	"testing"
 
 	"github.com/stretchr/testify/require"
+
+	"github.com/nself-org/ai-orchestration/dataplane/providers"
 )
 
 func ptr[T any](v T) *T { return &v }
@@ -15,7 +17,7 @@ func chatRequest() *Request {
 		Endpoint: "chat",
 		Route:    "team-a/default",
 		Model:    "default",
-		Messages: []Message{
+		Messages: []providers.Message{
 			{Role: "system", Content: "You are terse."},
 			{Role: "user", Content: "def f():\n    return 1\n\nExplain."},
 		},
@@ -104,7 +106,7 @@ func TestEveryOutputChangingParameterChangesTheKey(t *testing.T) {
 		"a message role":                 func(r *Request) { r.Messages[0].Role = "user" },
 		"a message content":              func(r *Request) { r.Messages[1].Content = "Explain briefly." },
 		"inner whitespace (indentation)": func(r *Request) { r.Messages[1].Content = "def f():\n  return 1\n\nExplain." },
-		"an extra message":               func(r *Request) { r.Messages = append(r.Messages, Message{Role: "assistant"}) },
+		"an extra message":               func(r *Request) { r.Messages = append(r.Messages, providers.Message{Role: "assistant"}) },
 		"moving text between messages": func(r *Request) {
 			r.Messages[0].Content, r.Messages[1].Content = "You are terse.def f():", "return 1\n\nExplain."
 		},
@@ -114,7 +116,7 @@ func TestEveryOutputChangingParameterChangesTheKey(t *testing.T) {
 		"top_p":                    func(r *Request) { r.TopP = ptr(0.9) },
 		"max tokens":               func(r *Request) { r.MaxTokens = 257 },
 		"a stop sequence":          func(r *Request) { r.Stop = []string{"END"} },
-		"a response format":        func(r *Request) { r.ResponseFormat = &ResponseFormat{Type: "json_object"} },
+		"a response format":        func(r *Request) { r.ResponseFormat = &providers.ResponseFormat{Type: "json_object"} },
 		"an embedding input":       func(r *Request) { r.Input = []string{"hello"} },
 		"an endpoint option":       func(r *Request) { r.Extra = map[string]string{"style": "bullets"} },
 		"whitespace normalization": func(r *Request) { r.NormalizeWhitespace = true },
@@ -147,10 +149,10 @@ func TestEquivalentRequestsShareAKey(t *testing.T) {
 		},
 		"a JSON schema with other key order and spacing": {
 			a: func(r *Request) {
-				r.ResponseFormat = &ResponseFormat{Type: "json_schema", Schema: json.RawMessage(`{"type":"object","required":["a"]}`)}
+				r.ResponseFormat = &providers.ResponseFormat{Type: "json_schema", Schema: json.RawMessage(`{"type":"object","required":["a"]}`)}
 			},
 			b: func(r *Request) {
-				r.ResponseFormat = &ResponseFormat{Type: "json_schema", Schema: json.RawMessage("{ \"required\": [\"a\"],\n \"type\": \"object\" }")}
+				r.ResponseFormat = &providers.ResponseFormat{Type: "json_schema", Schema: json.RawMessage("{ \"required\": [\"a\"],\n \"type\": \"object\" }")}
 			},
 		},
 		"runs of whitespace when the policy normalizes whitespace": {

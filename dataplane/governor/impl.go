@@ -34,7 +34,9 @@ type Options struct {
 	// crashed before settling [10m]. It must exceed the longest call (streams included): a
 	// reservation that expires while its call still runs frees budget that is still at risk.
 	ReservationTTL time.Duration
-	// AdmitTimeout bounds the store call of Admit [150ms]; on timeout the fail mode applies.
+	// AdmitTimeout bounds the store call of Admit [500ms]; on timeout the fail mode applies. An
+	// unreachable Redis fails at once (connection refused); the timeout is for a hung one, and it
+	// leaves room for bursts queueing for a pooled connection.
 	AdmitTimeout time.Duration
 	// SettleTimeout bounds Settle [2s]: settling is what records cost, so it may wait longer.
 	SettleTimeout time.Duration
@@ -59,6 +61,8 @@ type gov struct {
 	idPfx   string
 	idSeq   atomic.Uint64
 	indexes atomic.Pointer[budgetIndex]
+	// local is true for the in-memory store, which never blocks on I/O: no timeout context needed.
+	local bool
 }
 
 // New returns a Governor over st.
@@ -70,7 +74,7 @@ func New(st store.Store, opts Options) Governor {
 		opts.ReservationTTL = 10 * time.Minute
 	}
 	if opts.AdmitTimeout <= 0 {
-		opts.AdmitTimeout = 150 * time.Millisecond
+		opts.AdmitTimeout = 500 * time.Millisecond
 	}
 	if opts.SettleTimeout <= 0 {
 		opts.SettleTimeout = 2 * time.Second
@@ -87,7 +91,8 @@ func New(st store.Store, opts Options) Governor {
 	}
 	var b [6]byte
 	_, _ = rand.Read(b[:])
-	return &gov{st: st, opts: opts, log: opts.Logger, m: m, idPfx: hex.EncodeToString(b[:]) + "-"}
+	_, local := st.(*store.Memory)
+	return &gov{st: st, local: local, opts: opts, log: opts.Logger, m: m, idPfx: hex.EncodeToString(b[:]) + "-"}
 }
 
 // checkMeta says what a store check stands for.
@@ -156,9 +161,15 @@ func (g *gov) Admit(ctx context.Context, snap *config.Snapshot, req *Request) (*
 		return dec, nil
 	}
 
-	sctx, cancel := context.WithTimeout(ctx, g.opts.AdmitTimeout)
-	res, err := g.st.Admit(sctx, &store.AdmitRequest{ID: id, Checks: ts.checks})
-	cancel()
+	var res *store.AdmitResult
+	var err error
+	if g.local {
+		res, err = g.st.Admit(ctx, &store.AdmitRequest{ID: id, Checks: ts.checks})
+	} else {
+		sctx, cancel := context.WithTimeout(ctx, g.opts.AdmitTimeout)
+		res, err = g.st.Admit(sctx, &store.AdmitRequest{ID: id, Checks: ts.checks})
+		cancel()
+	}
 	if err != nil {
 		return g.storeDown(ctx, ts, dec, err)
 	}
@@ -187,7 +198,7 @@ func (g *gov) Admit(ctx context.Context, snap *config.Snapshot, req *Request) (*
 			g.m.LimiterDecisions.WithLabelValues(name, "allowed").Inc()
 		case c.Shadow:
 			g.m.LimiterDecisions.WithLabelValues(name, "shadow_limited").Inc()
-			g.log.InfoContext(ctx, "shadow rate limit would refuse", "limit", name, "retryAfter", r.RetryAfter)
+			g.log.DebugContext(ctx, "shadow rate limit would refuse", "limit", name, "retryAfter", r.RetryAfter)
 		default:
 			g.m.LimiterDecisions.WithLabelValues(name, "limited").Inc()
 			state.Remaining = 0
@@ -314,7 +325,7 @@ func (g *gov) budgetOutcome(dec *Decision, m *checkMeta, c *store.Check, r store
 	before := r.Spent + r.Reserved
 	after := before + c.Cost
 	for _, th := range b.AlertThresholds {
-		point := c.Limit / 100 * int64(th) + c.Limit%100*int64(th)/100
+		point := c.Limit/100*int64(th) + c.Limit%100*int64(th)/100
 		if before < point && after >= point {
 			dec.Alerts = append(dec.Alerts, Alert{Budget: b.Name, Subject: m.subject, Period: m.period,
 				Threshold: th, Spent: money.Nanos(after), Limit: money.Nanos(c.Limit)})

@@ -6,6 +6,8 @@ import (
 	"slices"
 	"strconv"
 	"strings"
+	"sync"
+	"sync/atomic"
 	"unicode/utf8"
 
 	"github.com/nyaruka/phonenumbers"
@@ -97,6 +99,11 @@ func Placeholder(typ string) string {
 // Detector finds personal data and secrets in text. It is safe for concurrent use.
 type Detector struct {
 	region string
+	cc     int    // country calling code of region
+	ndd    string // national (trunk) prefix of region, e.g. "0" or "1"
+
+	phones     sync.Map // candidate text → phoneInfo
+	phoneCount atomic.Int64
 }
 
 // DetectorOptions configures a [Detector].
@@ -112,7 +119,11 @@ func NewDetector(opts DetectorOptions) *Detector {
 	if region == "" || !phonenumbers.GetSupportedRegions()[region] {
 		region = "US"
 	}
-	return &Detector{region: region}
+	return &Detector{
+		region: region,
+		cc:     phonenumbers.GetCountryCodeForRegion(region),
+		ndd:    phonenumbers.GetNddPrefixForRegion(region, true),
+	}
 }
 
 // Detect returns every piece of personal data of the given types (all types when none are
@@ -199,6 +210,8 @@ type scanner struct {
 	cands   []match
 	units   []unit
 	pending int
+	// [noEndFrom, noEndTo) is known to contain no PEM end line.
+	noEndFrom, noEndTo int
 }
 
 // scan finds candidates that start at or after from (bytes before from are context only),
@@ -284,7 +297,7 @@ func (sc *scanner) run(from int) {
 				sc.privateKey(i)
 			}
 		case c == '+' || c == '(':
-			if sc.mask&(maskPhone) != 0 && digitRunStart(s, i) {
+			if sc.mask&(maskPhone|maskCard|maskSSN) != 0 && digitRunStart(s, i) {
 				if i+1 >= n {
 					if !sc.final {
 						sc.truncated(i)
@@ -307,10 +320,11 @@ func (sc *scanner) run(from int) {
 					sc.ipv4(i)
 				}
 			}
-			if sc.mask&maskIPv6 != 0 && isHex(c) && !isV6Context(prev) {
+			if sc.mask&maskIPv6 != 0 && isHex(c) && !isV6Context(prev) && v6Plausible(s, i) {
 				sc.ipv6(i)
 			}
-			if !isTokenChar(prev) && prev != '.' {
+			// "://" starts a token too: credentials in a URL (https://ghp_…@github.com).
+			if (!isTokenChar(prev) && prev != '.') || (prev == '/' && i >= 3 && s[i-3:i] == "://") {
 				if sc.mask&maskSecret != 0 {
 					sc.token(i)
 				}
@@ -324,32 +338,73 @@ func (sc *scanner) run(from int) {
 
 // ---- character classes ----------------------------------------------------------------------
 
-func isDigit(c byte) bool { return c >= '0' && c <= '9' }
-func isAlpha(c byte) bool { return (c|0x20) >= 'a' && (c|0x20) <= 'z' }
-func isUpper(c byte) bool { return c >= 'A' && c <= 'Z' }
-func isLower(c byte) bool { return c >= 'a' && c <= 'z' }
-func isAlnum(c byte) bool { return isDigit(c) || isAlpha(c) }
+// Character classes as bits of one lookup table: the scanner asks several of these per byte.
+const (
+	cDigit uint16 = 1 << iota
+	cUpper
+	cLower
+	cHex
+	cToken
+	cLocal
+	cDomain
+	cSep
+)
+
+var classes = func() (t [256]uint16) {
+	for c := 0; c < 256; c++ {
+		b := byte(c)
+		var k uint16
+		switch {
+		case b >= '0' && b <= '9':
+			k |= cDigit | cHex
+		case b >= 'A' && b <= 'Z':
+			k |= cUpper
+		case b >= 'a' && b <= 'z':
+			k |= cLower
+		}
+		if (b|0x20) >= 'a' && (b|0x20) <= 'f' {
+			k |= cHex
+		}
+		alnum := k&(cDigit|cUpper|cLower) != 0
+		if alnum || b == '_' || b == '-' || b == '+' || b == '/' {
+			k |= cToken
+		}
+		if alnum || b == '.' || b == '_' || b == '%' || b == '+' || b == '-' {
+			k |= cLocal
+		}
+		if alnum || b == '.' || b == '-' {
+			k |= cDomain
+		}
+		if b == ' ' || b == '-' || b == '.' || b == '(' || b == ')' || b == '/' {
+			k |= cSep
+		}
+		t[c] = k
+	}
+	return t
+}()
+
+func isDigit(c byte) bool { return classes[c]&cDigit != 0 }
+func isAlpha(c byte) bool { return classes[c]&(cUpper|cLower) != 0 }
+func isUpper(c byte) bool { return classes[c]&cUpper != 0 }
+func isLower(c byte) bool { return classes[c]&cLower != 0 }
+func isAlnum(c byte) bool { return classes[c]&(cDigit|cUpper|cLower) != 0 }
 func isWord(c byte) bool  { return isAlnum(c) || c == '_' }
-func isHex(c byte) bool   { return isDigit(c) || ((c|0x20) >= 'a' && (c|0x20) <= 'f') }
+func isHex(c byte) bool   { return classes[c]&cHex != 0 }
 
 // isTokenChar is the alphabet of API keys and base64/base64url blobs. The '=' of base64
 // padding is not in it (it is absorbed at the end of a token), so that "KEY=sk-…" starts a
 // token at the key.
-func isTokenChar(c byte) bool { return isWord(c) || c == '-' || c == '+' || c == '/' }
+func isTokenChar(c byte) bool { return classes[c]&cToken != 0 }
 
 // isLocalChar is the (practical) alphabet of an email local part.
-func isLocalChar(c byte) bool {
-	return isAlnum(c) || c == '.' || c == '_' || c == '%' || c == '+' || c == '-'
-}
+func isLocalChar(c byte) bool { return classes[c]&cLocal != 0 }
 
-func isDomainChar(c byte) bool { return isAlnum(c) || c == '.' || c == '-' }
+func isDomainChar(c byte) bool { return classes[c]&cDomain != 0 }
 
 func isV6Context(prev byte) bool { return isWord(prev) || prev == ':' || prev == '.' }
 
 // isDigitSep separates digit groups of phone numbers, cards and SSNs.
-func isDigitSep(c byte) bool {
-	return c == ' ' || c == '-' || c == '.' || c == '(' || c == ')' || c == '/'
-}
+func isDigitSep(c byte) bool { return classes[c]&cSep != 0 }
 
 // ---- email ----------------------------------------------------------------------------------
 
@@ -458,7 +513,7 @@ func (sc *scanner) privateKey(at int) {
 	bodyStart := hdrEnd + len("-----")
 	window := min(n, at+maxKeyBlock)
 	endMarker := "-----END " + label + "-----"
-	if i := strings.Index(s[bodyStart:window], endMarker); i >= 0 {
+	if i := sc.findPEMEnd(bodyStart, window, endMarker); i >= 0 {
 		end := bodyStart + i + len(endMarker)
 		sc.unit(at, end)
 		sc.add(TypeSecret, at, end, prioSecret)
@@ -478,6 +533,25 @@ func (sc *scanner) privateKey(at int) {
 	}
 	sc.unit(at, end)
 	sc.add(TypeSecret, at, end, prioSecret)
+}
+
+// findPEMEnd returns the offset of endMarker in s[from:to], or -1. It remembers the range it
+// has seen to contain no "-----END " at all, so that a text full of BEGIN headers without END
+// lines costs one pass rather than one 16 KiB search per header.
+func (sc *scanner) findPEMEnd(from, to int, endMarker string) int {
+	const anyEnd = "-----END "
+	searchFrom := from
+	if from >= sc.noEndFrom && from <= sc.noEndTo {
+		searchFrom = max(from, sc.noEndTo-len(anyEnd)+1)
+	}
+	if searchFrom < to && strings.Contains(sc.s[searchFrom:to], anyEnd) {
+		return strings.Index(sc.s[from:to], endMarker)
+	}
+	if !(from >= sc.noEndFrom && from <= sc.noEndTo) {
+		sc.noEndFrom = from
+	}
+	sc.noEndTo = max(sc.noEndTo, to)
+	return -1
 }
 
 // ---- digit runs: phone numbers, payment cards, SSNs -----------------------------------------
@@ -779,18 +853,12 @@ func (sc *scanner) isPhone(start, end int, ds string, plus bool, groups []digitG
 	if !plus && len(groups) == 1 && !keywordBefore(sc.s, start, phoneKeywords) {
 		return false
 	}
-	raw := sc.s[start:end]
-	num, err := phonenumbers.Parse(raw, sc.d.region)
-	if err != nil || !phonenumbers.IsValidNumber(num) {
+	info := sc.d.phoneLookup(sc.s[start:end], ds, plus)
+	if !info.valid {
 		return false
 	}
-	nsn := phonenumbers.GetNationalSignificantNumber(num)
-	if !strings.HasSuffix(ds, nsn) {
-		return false
-	}
+	nsn, cc, ndd := info.nsn, info.cc, info.ndd
 	prefix := ds[:len(ds)-len(nsn)]
-	cc := strconv.Itoa(int(num.GetCountryCode()))
-	ndd := phonenumbers.GetNddPrefixForRegion(phonenumbers.GetRegionCodeForNumber(num), true)
 	switch {
 	case plus:
 		if prefix != cc && prefix != cc+"0" {
@@ -803,10 +871,7 @@ func (sc *scanner) isPhone(start, end int, ds string, plus bool, groups []digitG
 	if len(groups) == 1 {
 		return true
 	}
-	allowed := groupBoundaries(phonenumbers.Format(num, phonenumbers.INTERNATIONAL), len(nsn))
-	for k, v := range groupBoundaries(phonenumbers.Format(num, phonenumbers.NATIONAL), len(nsn)) {
-		allowed[k] = v
-	}
+	allowed := info.boundaries
 	pos := -len(prefix)
 	for _, g := range groups[:len(groups)-1] {
 		pos += g.end - g.start
@@ -815,6 +880,93 @@ func (sc *scanner) isPhone(start, end int, ds string, plus bool, groups []digitG
 		}
 	}
 	return true
+}
+
+// phoneInfo is what libphonenumber says about one candidate string.
+type phoneInfo struct {
+	valid      bool
+	nsn, cc    string
+	ndd        string
+	boundaries map[int]bool
+}
+
+// phoneCacheSize bounds the cache of libphonenumber verdicts. Chat requests resend the whole
+// conversation every turn, so the same numbers are validated again and again; the cache is
+// simply emptied when full.
+const phoneCacheSize = 4096
+
+// phoneLookup runs libphonenumber on a candidate (after a cheap possible-length check), with
+// its verdict cached by the candidate text.
+func (d *Detector) phoneLookup(raw, ds string, plus bool) phoneInfo {
+	if v, ok := d.phones.Load(raw); ok {
+		return v.(phoneInfo)
+	}
+	var info phoneInfo
+	if d.phonePossible(ds, plus) {
+		if num, err := phonenumbers.Parse(raw, d.region); err == nil && phonenumbers.IsValidNumber(num) {
+			nsn := phonenumbers.GetNationalSignificantNumber(num)
+			if strings.HasSuffix(ds, nsn) {
+				info = phoneInfo{
+					valid: true,
+					nsn:   nsn,
+					cc:    strconv.Itoa(int(num.GetCountryCode())),
+					ndd:   phonenumbers.GetNddPrefixForRegion(phonenumbers.GetRegionCodeForNumber(num), true),
+				}
+				info.boundaries = groupBoundaries(phonenumbers.Format(num, phonenumbers.INTERNATIONAL), len(nsn))
+				for k := range groupBoundaries(phonenumbers.Format(num, phonenumbers.NATIONAL), len(nsn)) {
+					info.boundaries[k] = true
+				}
+			}
+		}
+	}
+	if d.phoneCount.Add(1) > phoneCacheSize {
+		d.phones.Clear()
+		d.phoneCount.Store(1)
+	}
+	d.phones.Store(raw, info)
+	return info
+}
+
+// phonePossible is a cheap length check (libphonenumber's possible lengths per country) run
+// before Parse and IsValidNumber, which are regexp-heavy (~30 µs): dates, IP addresses and
+// order numbers rarely have a possible length for the country they would belong to.
+func (d *Detector) phonePossible(ds string, plus bool) bool {
+	try := func(cc int, nsn string) bool {
+		if len(nsn) < 4 || len(nsn) > 17 {
+			return false
+		}
+		v, err := strconv.ParseUint(nsn, 10, 64)
+		if err != nil {
+			return false
+		}
+		cc32 := int32(cc)
+		num := &phonenumbers.PhoneNumber{CountryCode: &cc32, NationalNumber: &v}
+		return phonenumbers.IsPossibleNumberWithReason(num) == phonenumbers.IS_POSSIBLE
+	}
+	international := func(rest string) bool {
+		for l := 1; l <= 3 && l < len(rest); l++ {
+			cc, _ := strconv.Atoi(rest[:l])
+			if phonenumbers.GetRegionCodeForCountryCode(cc) == "ZZ" {
+				continue
+			}
+			if try(cc, rest[l:]) || (rest[l] == '0' && try(cc, rest[l+1:])) {
+				return true
+			}
+		}
+		return false
+	}
+	if plus {
+		return international(ds)
+	}
+	if try(d.cc, ds) || (d.ndd != "" && strings.HasPrefix(ds, d.ndd) && try(d.cc, ds[len(d.ndd):])) {
+		return true
+	}
+	for _, idd := range []string{"00", "011"} {
+		if strings.HasPrefix(ds, idd) && international(ds[len(idd):]) {
+			return true
+		}
+	}
+	return false
 }
 
 // groupBoundaries returns where a formatted number's digit groups end, as offsets into its
@@ -888,6 +1040,16 @@ func (sc *scanner) ipv4(at int) {
 		return
 	}
 	sc.add(TypeIPv4, at, end, prioIPv4)
+}
+
+// v6Plausible is a quick pre-check for words starting with a hex digit: an IPv6 address has a
+// ':' after at most four hex digits. Words such as "be" or "decade" stop here.
+func v6Plausible(s string, i int) bool {
+	j := i
+	for j < len(s) && j-i < 5 && isHex(s[j]) {
+		j++
+	}
+	return j == len(s) || s[j] == ':'
 }
 
 func (sc *scanner) ipv6(at int) {
@@ -992,10 +1154,6 @@ func (sc *scanner) token(at int) {
 		return
 	}
 	tok := s[at:i]
-	// A token glued to an '@' is an email's local part, not a key.
-	if i < n && s[i] == '@' {
-		return
-	}
 	for _, kp := range keyPrefixes {
 		if tok[0] != kp.prefix[0] || !strings.HasPrefix(tok, kp.prefix) {
 			continue
@@ -1015,7 +1173,9 @@ func (sc *scanner) token(at int) {
 		sc.add(TypeSecret, at, i, prioSecret)
 		return
 	}
-	if len(tok) >= minEntropyLen && looksRandom(tok) {
+	// A random-looking token glued to an '@' is an email's local part; a vendor key before an
+	// '@' (credentials in a URL) was reported above and wins over the email.
+	if len(tok) >= minEntropyLen && !(i < n && s[i] == '@') && looksRandom(tok) {
 		sc.add(TypeSecret, at, i, prioEntropy)
 	}
 }

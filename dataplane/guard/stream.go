@@ -21,7 +21,14 @@ type StreamRedactor struct {
 	// bytes, which start at buf[from:].
 	buf  []byte
 	from int
+	// found counts released redactions, for metrics.
+	found int
+	// scannedLen is len(buf) at the last scan.
+	scannedLen int
 }
+
+// Redactions returns how many values have been redacted so far.
+func (r *StreamRedactor) Redactions() int { return r.found }
 
 // NewStreamRedactor returns a redactor for the given types (every type when none).
 func NewStreamRedactor(d *Detector, types []string) *StreamRedactor {
@@ -34,13 +41,19 @@ func (r *StreamRedactor) Write(chunk string) string {
 		return ""
 	}
 	r.buf = append(r.buf, chunk...)
+	// Holding back more than necessary is always safe, so when a long tail is pending (an open
+	// private-key block can be 16 KiB) rescan only after it grew by a quarter: without this, a
+	// stream of tiny chunks would rescan the whole tail per chunk.
+	if held := len(r.buf) - r.from; held > 1024 && len(r.buf)-r.scannedLen < held/4 {
+		return ""
+	}
 	return r.release(false)
 }
 
 // Flush ends the stream and returns the redacted rest.
 func (r *StreamRedactor) Flush() string {
 	out := r.release(true)
-	r.buf, r.from = r.buf[:0], 0
+	r.buf, r.from, r.scannedLen = r.buf[:0], 0, 0
 	return out
 }
 
@@ -88,11 +101,13 @@ func (r *StreamRedactor) release(final bool) string {
 		out = append(out, s[last:m.start]...)
 		out = append(out, Placeholder(m.typ)...)
 		last = m.end
+		r.found++
 	}
 	out = append(out, s[last:cut]...)
 	// Keep contextBefore bytes of look-behind before the new pending start.
 	keepFrom := max(0, cut-contextBefore)
 	r.buf = append(r.buf[:0], s[keepFrom:]...)
 	r.from = cut - keepFrom
+	r.scannedLen = len(r.buf)
 	return string(out)
 }

@@ -28,6 +28,7 @@ func TestStreamRedactorMatchesOneShotAtEverySplitPosition(t *testing.T) {
 		r := NewStreamRedactor(d, nil)
 		got := r.Write(streamSample[:i]) + r.Write(streamSample[i:]) + r.Flush()
 		require.Equal(t, want, got, "split at byte %d", i)
+		require.Equal(t, len(spans), r.Redactions(), "split at byte %d", i)
 	}
 }
 
@@ -72,4 +73,33 @@ func TestStreamRedactorRedactsOnlyTheConfiguredTypes(t *testing.T) {
 	r := NewStreamRedactor(d, []string{TypeEmail})
 	got := r.Write("a@example.com 4111 1111 ") + r.Write("1111 1111") + r.Flush()
 	require.Equal(t, "[EMAIL] 4111 1111 1111 1111", got)
+}
+
+func TestStreamRedactorHoldsAnOpenKeyBlockAndRedactsItWhole(t *testing.T) {
+	d := NewDetector(DetectorOptions{})
+	body := strings.Repeat("MIIEvQIBADANBgkqhkiG9w0BAQEFAASCBKcwggSjAgEAAoIBAQC7\n", 60)
+	text := "key:\n-----BEGIN PRIVATE KEY-----\n" + body + "-----END PRIVATE KEY-----\nthanks"
+	r := NewStreamRedactor(d, nil)
+	var out strings.Builder
+	for i := 0; i < len(text); i += 3 {
+		out.WriteString(r.Write(text[i:min(i+3, len(text))]))
+		require.NotContains(t, out.String(), "MIIE")
+	}
+	out.WriteString(r.Flush())
+	require.Equal(t, "key:\n[SECRET]\nthanks", out.String())
+}
+
+func TestStreamRedactorMatchesOneShotOnALongTextInSmallChunks(t *testing.T) {
+	d := NewDetector(DetectorOptions{})
+	text := strings.Repeat(streamSample+"\n", 6)
+	want, _ := d.Redact(text)
+	for _, size := range []int{1, 2, 7, 64, 1000} {
+		r := NewStreamRedactor(d, nil)
+		var out strings.Builder
+		for i := 0; i < len(text); i += size {
+			out.WriteString(r.Write(text[i:min(i+size, len(text))]))
+		}
+		out.WriteString(r.Flush())
+		require.Equal(t, want, out.String(), "chunks of %d bytes", size)
+	}
 }

@@ -11,6 +11,7 @@ import (
 	"github.com/gin-gonic/gin"
 
 	"github.com/nself-org/ai-orchestration/dataplane/apierror"
+	"github.com/nself-org/ai-orchestration/dataplane/config"
 	"github.com/nself-org/ai-orchestration/dataplane/governor"
 	"github.com/nself-org/ai-orchestration/dataplane/middleware"
 	"github.com/nself-org/ai-orchestration/dataplane/providers"
@@ -405,13 +406,16 @@ func (h *Handlers) Usage(c *gin.Context) {
 		return
 	}
 	key := middleware.APIKey(c)
-	if user == "" && org == "" && key.Role != "admin" {
+	if user == "" && org == "" && key.Role != config.RoleAdmin {
 		apierror.Abort(c, apierror.BadRequest("userId or orgId is required"))
 		return
 	}
 	id, ok := identity(c, user, org)
 	if !ok {
 		return
+	}
+	if id.User != "" && id.Org == "" {
+		id.Org = DefaultOrg // where org-less requests were charged (see [DefaultOrg])
 	}
 	now := h.svc.Now()
 	rep, err := h.svc.Usage(c.Request.Context(), middleware.Runtime(c), governor.Query{User: id.User, Org: id.Org, From: now.Add(-window), To: now})

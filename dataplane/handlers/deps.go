@@ -11,6 +11,7 @@ import (
 	"log/slog"
 	"time"
 
+	"github.com/nself-org/ai-orchestration/dataplane/cache"
 	"github.com/nself-org/ai-orchestration/dataplane/config"
 	"github.com/nself-org/ai-orchestration/dataplane/governor"
 	"github.com/nself-org/ai-orchestration/dataplane/metrics"
@@ -24,8 +25,9 @@ type Guard interface {
 	// Input checks (and may redact) the messages of a request under route's guardrails. A
 	// refusal is an error for which [IsBlocked] is true.
 	Input(ctx context.Context, r *config.Route, msgs []providers.Message) ([]providers.Message, error)
-	// Output checks (and may redact) a complete reply.
-	Output(ctx context.Context, r *config.Route, content string) (string, error)
+	// Output checks (and may redact) a complete reply; requireJSON says the request asked for
+	// JSON. A reply that fails output validation is an [*InvalidOutputError] (retried once).
+	Output(ctx context.Context, r *config.Route, content string, requireJSON bool) (string, error)
 	// Stream returns a filter for streamed output, nil when the route needs none.
 	Stream(r *config.Route) StreamFilter
 	// Moderate scores one input (categories, scores, PII spans).
@@ -59,19 +61,22 @@ type BlockedError struct{ Reason string }
 
 func (e *BlockedError) Error() string { return "content blocked: " + e.Reason }
 
-// Cache is the response cache as the request path needs it. Keys are built by the service and
-// are already tenant-scoped; a nil Cache disables caching.
-type Cache interface {
-	Get(ctx context.Context, key string) ([]byte, bool)
-	Set(ctx context.Context, key string, value []byte, ttl time.Duration)
+// InvalidOutputError is a completion that failed output validation; RetryPrompt tells the model
+// what to fix. After one retry it becomes 422 content_blocked.
+type InvalidOutputError struct {
+	Reason      string
+	RetryPrompt string
 }
+
+func (e *InvalidOutputError) Error() string { return "output validation failed: " + e.Reason }
 
 // Deps are the service's collaborators. Governor and Planner are required.
 type Deps struct {
 	Governor governor.Governor
 	Planner  *route.Planner
 	Guard    Guard
-	Cache    Cache
+	// Cache is the tenant-scoped response cache; nil disables caching.
+	Cache *cache.Cache
 	Metrics  *metrics.Metrics
 	Log      *slog.Logger
 	// SettleTimeout bounds a settle; it runs on a context detached from the client.

@@ -26,6 +26,21 @@ const (
 	HeaderOrg  = "X-AI-Org"
 )
 
+// v1User is who a /v1 request acts for: the OpenAI `user` field, else X-AI-User, else the
+// API key itself (OpenAI SDK callers often send no user; budgets per user then apply per key).
+func v1User(c *gin.Context, bodyUser string) string {
+	if bodyUser != "" {
+		return bodyUser
+	}
+	if u := c.GetHeader(HeaderUser); u != "" {
+		return u
+	}
+	if k := middleware.APIKey(c); k != nil {
+		return "apikey:" + k.Name
+	}
+	return ""
+}
+
 // oaContent is an OpenAI message content: a string, null, or a list of parts of which only
 // text parts are supported.
 type oaContent string
@@ -201,11 +216,7 @@ func (r *OAChatRequest) input(c *gin.Context) (*ChatInput, bool) {
 			return nil, false
 		}
 	}
-	user := r.User
-	if user == "" {
-		user = c.GetHeader(HeaderUser)
-	}
-	id, ok := identity(c, user, c.GetHeader(HeaderOrg))
+	id, ok := identity(c, v1User(c, r.User), c.GetHeader(HeaderOrg))
 	if !ok {
 		return nil, false
 	}
@@ -351,11 +362,7 @@ func (h *Handlers) Embeddings(c *gin.Context) {
 		apierror.Abort(c, apierror.BadRequest("encoding_format %q is not float or base64", req.EncodingFormat))
 		return
 	}
-	user := req.User
-	if user == "" {
-		user = c.GetHeader(HeaderUser)
-	}
-	id, ok := identity(c, user, c.GetHeader(HeaderOrg))
+	id, ok := identity(c, v1User(c, req.User), c.GetHeader(HeaderOrg))
 	if !ok {
 		return
 	}

@@ -3,21 +3,21 @@ package handlers
 import (
 	"context"
 	cryptorand "crypto/rand"
-	"crypto/sha256"
 	"encoding/hex"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
 	"log/slog"
-	"strconv"
+	"slices"
 	"strings"
 	"time"
 
 	"github.com/nself-org/ai-orchestration/dataplane/apierror"
+	"github.com/nself-org/ai-orchestration/dataplane/cache"
 	"github.com/nself-org/ai-orchestration/dataplane/config"
 	"github.com/nself-org/ai-orchestration/dataplane/governor"
 	"github.com/nself-org/ai-orchestration/dataplane/money"
+	"github.com/nself-org/ai-orchestration/dataplane/promptopt"
 	"github.com/nself-org/ai-orchestration/dataplane/providers"
 	"github.com/nself-org/ai-orchestration/dataplane/route"
 	"github.com/nself-org/ai-orchestration/dataplane/runtime"
@@ -56,6 +56,9 @@ type ChatInput struct {
 	Stop           []string
 	ResponseFormat *providers.ResponseFormat
 	Identity       governor.Identity
+	// Extra holds endpoint options that change the output (summarize: maxWords, style); they
+	// are part of the cache key.
+	Extra map[string]string
 }
 
 // ChatResult is a served chat reply.
@@ -69,6 +72,8 @@ type ChatResult struct {
 	Cost         money.Nanos
 	Cached       bool
 	RateLimit    governor.RateLimitState
+	// chunks replays a cached reply as a stream.
+	chunks []string
 }
 
 // call is one admitted request between Admit and Settle.
@@ -99,10 +104,8 @@ func resolveErr(err error, model string) error {
 	return err
 }
 
-// admit resolves the route, plans the targets and reserves the worst case with the governor.
-// count returns the prompt tokens for a target model.
-func (s *Service) admit(ctx context.Context, rt *runtime.Runtime, endpoint, model string, id governor.Identity,
-	maxOut int64, count func(model string) int64) (*call, error) {
+// resolve finds the route and orders its targets.
+func (s *Service) resolve(rt *runtime.Runtime, endpoint, model string, id governor.Identity) (*call, error) {
 	res, err := rt.Routes.Resolve(route.Request{Model: model, Endpoint: endpoint, Org: id.Org, User: id.User})
 	if err != nil {
 		return nil, resolveErr(err, model)
@@ -111,7 +114,17 @@ func (s *Service) admit(ctx context.Context, rt *runtime.Runtime, endpoint, mode
 	if len(c.plan.Targets) == 0 {
 		return nil, apierror.NoProvider("the route has no usable target")
 	}
-	c.prompt = count(c.plan.Targets[0].Model)
+	return c, nil
+}
+
+// DefaultOrg is the org a request acts for when it names none: the governor keys budgets and
+// limits by org, so org-less callers share this one (the cache still scopes them per user).
+const DefaultOrg = "default"
+
+// reserve asks the governor to admit c, reserving its worst case: c.prompt tokens at each
+// target's input price plus the output cap at its output price, the dearest target counting.
+// A budget in downgrade mode re-resolves the request to the cheaper model.
+func (s *Service) reserve(ctx context.Context, c *call, endpoint, model string, id governor.Identity, maxOut int64) error {
 	var worst money.Nanos
 	var estimated int64
 	for _, t := range c.plan.Targets {
@@ -119,40 +132,35 @@ func (s *Service) admit(ctx context.Context, rt *runtime.Runtime, endpoint, mode
 		if endpoint == route.EndpointEmbed {
 			out = 0
 		}
-		w := money.CostOfTokens(c.prompt, t.InputPerMillion) + money.CostOfTokens(out, t.OutputPerMillion)
-		if w > worst {
-			worst = w
-		}
+		worst = max(worst, money.CostOfTokens(c.prompt, t.InputPerMillion)+money.CostOfTokens(out, t.OutputPerMillion))
 		estimated = max(estimated, c.prompt+out)
 	}
 	var policy *config.Route
-	if !res.Implicit {
-		policy = res.Route
+	if !c.res.Implicit {
+		policy = c.res.Route
+	}
+	gid := id
+	if gid.Org == "" {
+		gid.Org = DefaultOrg
 	}
 	first := c.plan.Targets[0]
-	c.greq = &governor.Request{Identity: id, Route: policy, Endpoint: endpoint, Provider: first.Provider,
+	c.greq = &governor.Request{Identity: gid, Route: policy, Endpoint: endpoint, Provider: first.Provider,
 		Model: first.Model, EstimatedTokens: estimated, WorstCaseCost: worst}
-	dec, err := s.d.Governor.Admit(ctx, rt.Snapshot, c.greq)
+	dec, err := s.d.Governor.Admit(ctx, c.rt.Snapshot, c.greq)
 	s.countDecision(err)
 	if err != nil {
-		return nil, err
+		return err
 	}
 	c.dec = dec
 	if dec.Downgrade != "" && dec.Downgrade != first.Model {
-		if res2, err := rt.Routes.Resolve(route.Request{Model: dec.Downgrade, Endpoint: endpoint, Org: id.Org, User: id.User}); err == nil {
+		res2, err := c.rt.Routes.Resolve(route.Request{Model: dec.Downgrade, Endpoint: endpoint, Org: id.Org, User: id.User})
+		if err == nil {
 			c.res, c.plan = res2, s.d.Planner.Plan(res2)
 		} else {
 			s.d.Log.Warn("downgrade model is not servable; keeping the requested model", "downgrade", dec.Downgrade, "error", err)
 		}
 	}
-	if pol := c.res.Route; !c.res.Implicit && pol.Cache.Enabled && s.d.Cache != nil {
-		c.ttl = pol.Cache.TTL
-		if c.ttl <= 0 {
-			c.ttl = time.Hour
-		}
-		c.cache = cacheScope(pol.Cache.Scope, id)
-	}
-	return c, nil
+	return nil
 }
 
 func (s *Service) outCap(maxOut int64, t *route.Target) int64 {
@@ -180,22 +188,6 @@ func (s *Service) countDecision(err error) {
 		outcome = "store_error"
 	}
 	s.d.Metrics.Decisions.WithLabelValues(outcome).Inc()
-}
-
-// cacheScope prefixes cache keys with the tenant, so that one org's (or user's) reply is never
-// served to another unless the policy says global. A caller without an org is scoped to its
-// API key rather than to a shared "no org" tenant.
-func cacheScope(scope string, id governor.Identity) string {
-	switch scope {
-	case config.CacheScopeGlobal:
-		return "global"
-	case config.CacheScopeUser:
-		return "user:" + strconv.Quote(id.Org) + ":" + strconv.Quote(id.User) + ":" + strconv.Quote(id.APIKey)
-	}
-	if id.Org == "" {
-		return "key:" + strconv.Quote(id.APIKey)
-	}
-	return "org:" + strconv.Quote(id.Org)
 }
 
 // cost prices usage at the snapshot's prices for provider/model.
@@ -265,44 +257,23 @@ func (c *call) rateLimit() governor.RateLimitState {
 	return c.dec.RateLimit
 }
 
-// cachedChat is the cache entry of a chat reply.
-type cachedChat struct {
-	Content      string          `json:"content"`
-	Model        string          `json:"model"`
-	Provider     string          `json:"provider"`
-	FinishReason string          `json:"finishReason"`
-	Usage        providers.Usage `json:"usage"`
-}
-
-func chatCacheKey(scope string, in *ChatInput, msgs []providers.Message) string {
-	h := sha256.New()
-	enc := json.NewEncoder(h)
-	_ = enc.Encode(struct {
-		Model          string
-		Endpoint       string
-		Messages       []providers.Message
-		MaxTokens      int64
-		Temperature    *float64
-		TopP           *float64
-		Stop           []string
-		ResponseFormat *providers.ResponseFormat
-	}{in.Model, in.Endpoint, msgs, in.MaxTokens, in.Temperature, in.TopP, in.Stop, in.ResponseFormat})
-	return "chat:" + scope + ":" + hex.EncodeToString(h.Sum(nil))
-}
-
-// prepareChat runs every step before the provider call: admission, input guardrails and the
-// cache lookup. A non-nil hit means the reply comes from the cache (already settled at $0).
+// prepareChat runs every step before the provider call: route resolution, prompt
+// optimization, admission (limits and budgets), input guardrails and the cache lookup. A
+// non-nil hit means the reply comes from the cache (already settled at $0).
 func (s *Service) prepareChat(ctx context.Context, rt *runtime.Runtime, in *ChatInput) (*call, []providers.Message, *ChatResult, error) {
 	if len(in.Messages) == 0 {
 		return nil, nil, nil, apierror.BadRequest("messages must not be empty")
 	}
-	c, err := s.admit(ctx, rt, in.Endpoint, in.Model, in.Identity, in.MaxTokens, func(model string) int64 {
-		return tokens.CountMessages(model, in.Messages)
-	})
+	c, err := s.resolve(rt, in.Endpoint, in.Model, in.Identity)
 	if err != nil {
 		return nil, nil, nil, err
 	}
-	msgs := in.Messages
+	model := c.plan.Targets[0].Model
+	msgs := optimize(c.res.Route.PromptOptimization, in.Messages, model)
+	c.prompt = tokens.CountMessages(model, msgs)
+	if err := s.reserve(ctx, c, in.Endpoint, in.Model, in.Identity, in.MaxTokens); err != nil {
+		return nil, nil, nil, err
+	}
 	if s.d.Guard != nil {
 		msgs, err = s.d.Guard.Input(ctx, c.res.Route, msgs)
 		if err != nil {
@@ -310,19 +281,40 @@ func (s *Service) prepareChat(ctx context.Context, rt *runtime.Runtime, in *Chat
 			return nil, nil, nil, guardErr(err)
 		}
 	}
+	if pol := c.res.Route; s.d.Cache != nil && !c.res.Implicit && pol.Cache.Enabled {
+		if scope, err := cache.NewScope(pol.Cache.Scope, in.Identity.Org, in.Identity.User); err == nil {
+			key, err := cache.Key(scope, &cache.Request{Endpoint: in.Endpoint, Route: pol.Name, Model: in.Model, Messages: msgs,
+				Temperature: in.Temperature, TopP: in.TopP, MaxTokens: in.MaxTokens, Stop: in.Stop, ResponseFormat: in.ResponseFormat,
+				Extra: in.Extra, NormalizeWhitespace: pol.PromptOptimization.NormalizeWhitespace})
+			if err == nil {
+				c.cache, c.ttl = key, pol.Cache.TTL
+			}
+		}
+	}
 	if c.cache != "" {
-		c.cache = chatCacheKey(c.cache, in, msgs)
-		b, ok := s.d.Cache.Get(ctx, c.cache)
-		var e cachedChat
-		if ok && json.Unmarshal(b, &e) == nil {
+		if e, ok := s.d.Cache.Lookup(ctx, c.cache); ok {
 			s.cacheResult("hit")
 			c.settle(ctx, e.Provider, e.Model, e.Usage, 0, true, false)
 			return c, msgs, &ChatResult{ID: newID("chat"), Content: e.Content, Model: e.Model, Provider: e.Provider,
-				FinishReason: e.FinishReason, Usage: e.Usage, Cached: true, RateLimit: c.rateLimit()}, nil
+				FinishReason: e.FinishReason, Usage: e.Usage, Cached: true, RateLimit: c.rateLimit(), chunks: e.StreamChunks()}, nil
 		}
 		s.cacheResult("miss")
 	}
 	return c, msgs, nil, nil
+}
+
+// optimize applies a policy's prompt optimization: whitespace normalization, then trimming the
+// oldest turns to maxInputTokens (system messages and the latest message are kept).
+func optimize(po config.PromptOptimization, msgs []providers.Message, model string) []providers.Message {
+	if po.NormalizeWhitespace {
+		msgs, _ = promptopt.NormalizeMessages(msgs)
+	}
+	if po.MaxInputTokens > 0 {
+		msgs = promptopt.TrimHistory(msgs, po.MaxInputTokens, func(m providers.Message) int64 {
+			return tokens.CountMessage(model, m)
+		}).Messages
+	}
+	return msgs
 }
 
 func (s *Service) cacheResult(r string) {
@@ -358,65 +350,84 @@ func withRouteTimeout(ctx context.Context, r *config.Route) (context.Context, co
 }
 
 // Chat serves a complete (non-streamed) chat reply. The cost is settled before it returns, so
-// the reply never leaves the gateway unpaid.
+// the reply never leaves the gateway unpaid. A completion that fails output validation is
+// retried once with the validation error fed back; both calls are charged.
 func (s *Service) Chat(ctx context.Context, rt *runtime.Runtime, in *ChatInput) (*ChatResult, error) {
 	c, msgs, hit, err := s.prepareChat(ctx, rt, in)
 	if err != nil || hit != nil {
 		return hit, err
 	}
 	var (
+		total  providers.Usage
+		amount money.Nanos
 		resp   *providers.ChatResponse
 		target *route.Target
 	)
-	err = route.Do(ctx, c.plan, func(ctx context.Context, t *route.Target) error {
-		client, _, ok := rt.Provider(t.Provider)
-		if !ok {
-			return fmt.Errorf("%w: provider %s is not configured", route.ErrNoUsableTarget, t.Provider)
-		}
-		actx, cancel := withRouteTimeout(ctx, c.res.Route)
-		defer cancel()
-		r, err := client.Chat(actx, in.request(t.Model, msgs))
+	for attempt := 0; ; attempt++ {
+		err = route.Do(ctx, c.plan, func(ctx context.Context, t *route.Target) error {
+			client, _, ok := rt.Provider(t.Provider)
+			if !ok {
+				return fmt.Errorf("%w: provider %s is not configured", route.ErrNoUsableTarget, t.Provider)
+			}
+			actx, cancel := withRouteTimeout(ctx, c.res.Route)
+			defer cancel()
+			r, err := client.Chat(actx, in.request(t.Model, msgs))
+			if err != nil {
+				return err
+			}
+			resp, target = r, t
+			return nil
+		})
 		if err != nil {
-			return err
+			if total.Total() > 0 { // the first attempt was served and billed
+				c.settle(ctx, target.Provider, target.Model, total, amount, false, false)
+			} else {
+				c.release(ctx)
+			}
+			return nil, upstreamErr(err)
 		}
-		resp, target = r, t
-		return nil
-	})
-	if err != nil {
-		c.release(ctx)
-		return nil, upstreamErr(err)
-	}
-	amount := cost(rt, target.Provider, target.Model, resp.Usage)
-	content := resp.Content
-	if s.d.Guard != nil {
-		content, err = s.d.Guard.Output(ctx, c.res.Route, content)
-		if err != nil {
-			// The provider billed the call: charge it even though the reply is refused.
-			c.settle(ctx, target.Provider, target.Model, resp.Usage, amount, false, false)
-			return nil, guardErr(err)
+		amount += cost(rt, target.Provider, target.Model, resp.Usage)
+		total = addUsage(total, resp.Usage)
+		content := resp.Content
+		if s.d.Guard != nil {
+			content, err = s.d.Guard.Output(ctx, c.res.Route, content, in.ResponseFormat != nil)
+			var inv *InvalidOutputError
+			if errors.As(err, &inv) && attempt == 0 {
+				msgs = append(slices.Clip(msgs), providers.Message{Role: "assistant", Content: resp.Content},
+					providers.Message{Role: "user", Content: inv.RetryPrompt})
+				continue
+			}
+			if err != nil {
+				// The provider billed the call: charge it even though the reply is refused.
+				c.settle(ctx, target.Provider, target.Model, total, amount, false, false)
+				return nil, guardErr(err)
+			}
 		}
+		c.settle(ctx, target.Provider, target.Model, total, amount, false, false)
+		out := &ChatResult{ID: resp.ID, Content: content, Model: target.Model, Provider: target.Provider,
+			FinishReason: resp.FinishReason, Usage: total, Cost: amount, RateLimit: c.rateLimit()}
+		if out.ID == "" {
+			out.ID = newID("chat")
+		}
+		if out.FinishReason == "" {
+			out.FinishReason = "stop"
+		}
+		s.store(ctx, c, out, nil)
+		return out, nil
 	}
-	c.settle(ctx, target.Provider, target.Model, resp.Usage, amount, false, false)
-	out := &ChatResult{ID: resp.ID, Content: content, Model: target.Model, Provider: target.Provider,
-		FinishReason: resp.FinishReason, Usage: resp.Usage, Cost: amount, RateLimit: c.rateLimit()}
-	if out.ID == "" {
-		out.ID = newID("chat")
-	}
-	if out.FinishReason == "" {
-		out.FinishReason = "stop"
-	}
-	s.store(ctx, c, out)
-	return out, nil
 }
 
-func (s *Service) store(ctx context.Context, c *call, r *ChatResult) {
+func addUsage(a, b providers.Usage) providers.Usage {
+	return providers.Usage{PromptTokens: a.PromptTokens + b.PromptTokens, CompletionTokens: a.CompletionTokens + b.CompletionTokens,
+		CachedPromptTokens: a.CachedPromptTokens + b.CachedPromptTokens}
+}
+
+func (s *Service) store(ctx context.Context, c *call, r *ChatResult, chunks []string) {
 	if c.cache == "" {
 		return
 	}
-	b, err := json.Marshal(cachedChat{Content: r.Content, Model: r.Model, Provider: r.Provider, FinishReason: r.FinishReason, Usage: r.Usage})
-	if err == nil {
-		s.d.Cache.Set(context.WithoutCancel(ctx), c.cache, b, c.ttl)
-	}
+	s.d.Cache.Store(context.WithoutCancel(ctx), c.cache, &cache.Entry{Content: r.Content, Model: r.Model, Provider: r.Provider,
+		FinishReason: r.FinishReason, Usage: r.Usage, Chunks: chunks, CreatedAt: s.d.Now()}, c.ttl)
 }
 
 func upstreamErr(err error) error {
@@ -439,7 +450,8 @@ type ChatStream struct {
 	raw    strings.Builder // what the provider sent, for token counting
 	out    strings.Builder // what the client got
 	hit    *ChatResult
-	sent   bool // cached reply replayed
+	replay int // next cached chunk to replay
+	chunks []string
 	ended  bool // io.EOF seen
 	err    error
 	done   bool
@@ -506,12 +518,12 @@ func (st *ChatStream) RateLimit() governor.RateLimitState { return st.c.rateLimi
 // Next returns the next text to send, io.EOF after the last one.
 func (st *ChatStream) Next() (string, error) {
 	if st.hit != nil {
-		if st.sent {
+		if st.replay >= len(st.hit.chunks) {
 			return "", io.EOF
 		}
-		st.sent = true
-		st.out.WriteString(st.hit.Content)
-		return st.hit.Content, nil
+		d := st.hit.chunks[st.replay]
+		st.replay++
+		return d, nil
 	}
 	if st.ended {
 		return "", io.EOF
@@ -526,6 +538,7 @@ func (st *ChatStream) Next() (string, error) {
 			if st.filter != nil {
 				if rest := st.filter.Flush(); rest != "" {
 					st.out.WriteString(rest)
+					st.chunks = append(st.chunks, rest)
 					return rest, nil
 				}
 			}
@@ -541,6 +554,7 @@ func (st *ChatStream) Next() (string, error) {
 		}
 		if d != "" {
 			st.out.WriteString(d)
+			st.chunks = append(st.chunks, d)
 			return d, nil
 		}
 	}
@@ -573,7 +587,7 @@ func (st *ChatStream) Finish() *ChatResult {
 	res := &ChatResult{ID: newID("chat"), Content: st.out.String(), Model: st.target.Model, Provider: st.target.Provider,
 		FinishReason: "stop", Usage: u, Cost: amount, RateLimit: st.c.rateLimit()}
 	if st.ended {
-		st.s.store(st.ctx, st.c, res)
+		st.s.store(st.ctx, st.c, res, st.chunks)
 	} else {
 		res.FinishReason = "error"
 	}
@@ -602,14 +616,14 @@ func (s *Service) Embed(ctx context.Context, rt *runtime.Runtime, in *EmbedInput
 	if len(in.Input) == 0 {
 		return nil, apierror.BadRequest("input must not be empty")
 	}
-	c, err := s.admit(ctx, rt, route.EndpointEmbed, in.Model, in.Identity, 0, func(model string) int64 {
-		var n int64
-		for _, t := range in.Input {
-			n += tokens.Count(model, t)
-		}
-		return n
-	})
+	c, err := s.resolve(rt, route.EndpointEmbed, in.Model, in.Identity)
 	if err != nil {
+		return nil, err
+	}
+	for _, t := range in.Input {
+		c.prompt += tokens.Count(c.plan.Targets[0].Model, t)
+	}
+	if err := s.reserve(ctx, c, route.EndpointEmbed, in.Model, in.Identity, 0); err != nil {
 		return nil, err
 	}
 	input := in.Input

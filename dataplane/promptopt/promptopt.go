@@ -100,7 +100,8 @@ func NormalizeMessages(msgs []providers.Message) ([]providers.Message, int) {
 }
 
 // Counter returns the tokens one message adds to a prompt, framing included; use
-// tokens.CountMessage bound to the target model.
+// tokens.CountMessage bound to the target model. The prompt's fixed part
+// (tokens.ReplyPrimingTokens) is not a message: subtract it from the limit for an exact fit.
 type Counter func(providers.Message) int64
 
 // Trimmed is the outcome of [TrimHistory].

@@ -128,7 +128,8 @@ func scanLinesAnyEOL(data []byte, atEOF bool) (int, []byte, error) {
 // NDJSONReader reads newline-delimited JSON (Ollama's stream format): one value per line,
 // blank lines skipped, lines bounded.
 type NDJSONReader struct {
-	sc *bufio.Scanner
+	sc  *bufio.Scanner
+	max int
 }
 
 // NewNDJSONReader reads lines from r; maxLine bounds one line (0 = 1 MiB).
@@ -139,13 +140,16 @@ func NewNDJSONReader(r io.Reader, maxLine int) *NDJSONReader {
 	sc := bufio.NewScanner(r)
 	sc.Buffer(make([]byte, 0, min(4096, maxLine+2)), maxLine+2)
 	sc.Split(scanLinesAnyEOL)
-	return &NDJSONReader{sc: sc}
+	return &NDJSONReader{sc: sc, max: maxLine}
 }
 
 // Next returns the next non-blank line, or io.EOF.
 func (n *NDJSONReader) Next() ([]byte, error) {
 	for n.sc.Scan() {
 		line := bytes.TrimSpace(n.sc.Bytes())
+		if len(line) > n.max { // the scanner's buffer leaves room for a line end
+			return nil, ErrLineTooLong
+		}
 		if len(line) > 0 {
 			return line, nil
 		}

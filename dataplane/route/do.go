@@ -5,21 +5,22 @@ import (
 	"errors"
 	"fmt"
 	"time"
+
+	"github.com/nself-org/ai-orchestration/dataplane/providers"
 )
 
 // retryable is implemented by upstream errors that classify themselves, such as
-// *providers.Error (Retryable: 429, 5xx, timeouts and connection failures). Do depends on this
-// method rather than on the providers package so that any caller's errors can take part.
+// *providers.Error (Retryable: 429, 5xx, timeouts and connection failures). Do looks for the
+// method rather than the type so that any caller's errors (a guardrail retry, a test) can say
+// whether another target may help.
 type retryable interface{ Retryable() bool }
 
-// retryDelayer is implemented by errors that carry the upstream's Retry-After hint.
-type retryDelayer interface{ RetryDelay() time.Duration }
-
-// Do runs one request's attempts along plan: it calls fn with each target in turn, skipping
-// targets whose circuit breaker refuses, until fn succeeds, fails with an error that is not a
-// retryable upstream error (one whose Retryable method, as on *providers.Error, says so), or plan.Attempts calls were made. Between calls it waits the
-// plan's backoff (longer when the upstream's Retry-After says so and the same target is tried
-// again). Every outcome is recorded in [Health]: latency on success, a breaker failure on a
+// Do runs one request's attempts along plan: it calls fn with each target in turn (wrapping
+// around when attempts outnumber targets), skipping targets whose circuit breaker refuses,
+// until fn succeeds, fails with an error that is not retryable (errors.As finds no Retryable
+// method returning true, as on *providers.Error), or plan.Attempts calls were made. Between
+// calls it waits the plan's backoff, or a *providers.Error's RetryAfter when that is longer and
+// the same target is tried again. Every outcome is recorded in [Health]: latency on success, a breaker failure on a
 // retryable error; an upstream that answers with a non-retryable error counts as alive.
 //
 // fn is the same for chat, stream opening and embeddings: it returns nil once the target has
@@ -92,9 +93,8 @@ func Do(ctx context.Context, plan *Plan, fn func(ctx context.Context, t *Target)
 		switch {
 		case isUpstream && re.Retryable():
 			att.Fail()
-			var rd retryDelayer
-			if errors.As(err, &rd) {
-				retryAfter = rd.RetryDelay()
+			if pe, ok := providers.AsError(err); ok {
+				retryAfter = pe.RetryAfter
 			}
 		case isUpstream:
 			att.Answered()

@@ -3,6 +3,7 @@ package route
 import (
 	"context"
 	"errors"
+	"fmt"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -11,17 +12,15 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/nself-org/ai-orchestration/dataplane/config"
+	"github.com/nself-org/ai-orchestration/dataplane/providers"
 )
 
-// upstreamError classifies itself like *providers.Error does.
-type upstreamError struct {
-	status     int
-	retryAfter time.Duration
-}
+// upstreamError classifies itself like *providers.Error does, without being one: Do works
+// with any error that has a Retryable method.
+type upstreamError struct{ status int }
 
-func (e *upstreamError) Error() string             { return "upstream failed" }
-func (e *upstreamError) Retryable() bool           { return e.status == 429 || e.status >= 500 }
-func (e *upstreamError) RetryDelay() time.Duration { return e.retryAfter }
+func (e *upstreamError) Error() string   { return "upstream failed" }
+func (e *upstreamError) Retryable() bool { return e.status == 429 || e.status >= 500 }
 
 var (
 	errServer     = &upstreamError{status: 500}
@@ -66,9 +65,11 @@ func upstreams(calls *[]string, fail map[string]error) func(context.Context, *Ta
 
 func TestDoServesFromTheSecondaryWhenThePrimaryFailsRetryably(t *testing.T) {
 	cases := map[string]error{
-		"the primary answers 500":     errServer,
-		"the primary answers 429":     &upstreamError{status: 429},
-		"the primary times out (504)": &upstreamError{status: 504},
+		"the primary answers 500":                        &providers.Error{Kind: providers.KindServer, Status: 500},
+		"the primary answers 429":                        &providers.Error{Kind: providers.KindRateLimited, Status: 429},
+		"the primary times out":                          &providers.Error{Kind: providers.KindTimeout},
+		"the primary refuses the connection":             fmt.Errorf("failed to chat: %w", &providers.Error{Kind: providers.KindConnection}),
+		"a non-provider error that says it is retryable": &upstreamError{status: 502},
 	}
 	for name, failure := range cases {
 		t.Run(name, func(t *testing.T) {
@@ -83,11 +84,21 @@ func TestDoServesFromTheSecondaryWhenThePrimaryFailsRetryably(t *testing.T) {
 }
 
 func TestDoStopsAtANonRetryableError(t *testing.T) {
-	r := newRig(t)
-	var calls []string
-	err := Do(t.Context(), r.planner.Plan(failoverRoute(3)), upstreams(&calls, map[string]error{"ns/primary/m": errBadRequest}))
-	require.ErrorIs(t, err, errBadRequest)
-	require.Equal(t, []string{"ns/primary/m"}, calls)
+	cases := map[string]error{
+		"a bad request":        &providers.Error{Kind: providers.KindBadRequest, Status: 400},
+		"a refused key":        &providers.Error{Kind: providers.KindAuth, Status: 401},
+		"an unsupported call":  &providers.Error{Kind: providers.KindUnsupported},
+		"a non-provider error": errBadRequest,
+	}
+	for name, failure := range cases {
+		t.Run(name, func(t *testing.T) {
+			r := newRig(t)
+			var calls []string
+			err := Do(t.Context(), r.planner.Plan(failoverRoute(3)), upstreams(&calls, map[string]error{"ns/primary/m": failure}))
+			require.ErrorIs(t, err, failure)
+			require.Equal(t, []string{"ns/primary/m"}, calls)
+		})
+	}
 }
 
 func TestDoStopsAtAnErrorThatIsNotAnUpstreamError(t *testing.T) {
@@ -119,7 +130,7 @@ func TestDoBacksOffExponentiallyWithJitterAndHonoursRetryAfter(t *testing.T) {
 	err := Do(t.Context(), r.planner.Plan(res), func(context.Context, *Target) error {
 		n++
 		if n == 4 {
-			return &upstreamError{status: 429, retryAfter: 7 * time.Second}
+			return fmt.Errorf("failed to call upstream: %w", &providers.Error{Kind: providers.KindRateLimited, Status: 429, RetryAfter: 7 * time.Second})
 		}
 		return errServer
 	})
@@ -322,4 +333,36 @@ func BenchmarkPlanAndDoWeighted(b *testing.B) {
 			b.Fatal(err)
 		}
 	}
+}
+
+func TestDoIsSafeUnderConcurrentRequests(t *testing.T) {
+	health := NewHealth(HealthOptions{FailureThreshold: 1_000_000})
+	planner := NewPlanner(health, PlannerOptions{Sleep: func(context.Context, time.Duration) error { return nil }})
+	res := resolved(config.StrategyWeighted, Target{Provider: "p", Model: "a", Weight: 1}, Target{Provider: "p", Model: "b", Weight: 1})
+	res.Route.Retries.Attempts = 1
+	var served, failedA atomic.Int64
+	var wg sync.WaitGroup
+	for range 8 {
+		wg.Go(func() {
+			for range 200 {
+				err := Do(t.Context(), planner.Plan(res), func(_ context.Context, tg *Target) error {
+					if tg.Model == "a" {
+						failedA.Add(1)
+						return &upstreamError{status: 503}
+					}
+					served.Add(1)
+					return nil
+				})
+				if err != nil {
+					t.Error(err)
+				}
+			}
+		})
+	}
+	wg.Wait()
+	// Every request is served by b, either first or after a's failure.
+	require.EqualValues(t, 1600, served.Load())
+	require.Positive(t, failedA.Load())
+	_, known := health.Latency("p/a")
+	require.False(t, known, "a failing target has no latency samples")
 }

@@ -37,6 +37,7 @@ const (
 	BreakerHalfOpen
 )
 
+// String returns "closed", "open" or "half-open", the label used in metrics.
 func (s BreakerState) String() string {
 	switch s {
 	case BreakerOpen:

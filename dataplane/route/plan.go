@@ -42,8 +42,11 @@ type Planner struct {
 	sleep      func(context.Context, time.Duration) error
 }
 
-// NewPlanner returns a Planner that consults and feeds h.
+// NewPlanner returns a Planner that consults and feeds h (a fresh [Health] when nil).
 func NewPlanner(h *Health, opts PlannerOptions) *Planner {
+	if h == nil {
+		h = NewHealth(HealthOptions{})
+	}
 	p := &Planner{health: h, intN: opts.IntN, explore: opts.ExploreRate, maxBackoff: opts.MaxBackoff, sleep: opts.Sleep}
 	if p.intN == nil {
 		p.intN = rand.IntN

@@ -16,8 +16,10 @@ import (
 
 	"github.com/stretchr/testify/require"
 
+	"github.com/nself-org/ai-orchestration/dataplane/cache"
 	"github.com/nself-org/ai-orchestration/dataplane/config"
 	"github.com/nself-org/ai-orchestration/dataplane/governor"
+	"github.com/nself-org/ai-orchestration/dataplane/guard"
 	"github.com/nself-org/ai-orchestration/dataplane/handlers"
 	"github.com/nself-org/ai-orchestration/dataplane/metrics"
 	"github.com/nself-org/ai-orchestration/dataplane/money"
@@ -26,6 +28,7 @@ import (
 	"github.com/nself-org/ai-orchestration/dataplane/route"
 	"github.com/nself-org/ai-orchestration/dataplane/runtime"
 	"github.com/nself-org/ai-orchestration/dataplane/server"
+	"github.com/nself-org/ai-orchestration/dataplane/store"
 )
 
 // Tokens of the test client keys.
@@ -95,8 +98,8 @@ type harnessOpts struct {
 	upstream providertest.Options
 	mutate   []func(*config.Snapshot)
 	gov      governor.Governor
-	cache    handlers.Cache
-	guard    handlers.Guard
+	noGuard  bool
+	clock    store.Clock
 }
 
 func newHarness(t testing.TB, o harnessOpts) *harness {
@@ -106,16 +109,21 @@ func newHarness(t testing.TB, o harnessOpts) *harness {
 	log := slog.New(slog.NewJSONHandler(io.Discard, nil))
 	holder := runtime.NewHolder(runtime.Options{NewProvider: providers.New, HTTPClient: providers.NewHTTPClient(0)}, m, log)
 	require.NoError(t, holder.Apply(testSnapshot(t, up.BaseURL, o.mutate...)))
+	st := store.NewMemory(store.MemoryOptions{Clock: o.clock})
 	inner := o.gov
 	if inner == nil {
-		inner = newTestGovernor(t)
+		inner = governor.New(st, governor.Options{Clock: o.clock, Logger: log})
 	}
 	gov := &recordingGovernor{Governor: inner}
+	var g handlers.Guard
+	if !o.noGuard {
+		g = handlers.NewGuard(guard.NewEngine(guard.Options{}))
+	}
 	svc := handlers.NewService(handlers.Deps{
 		Governor: gov,
 		Planner:  route.NewPlanner(route.NewHealth(route.HealthOptions{}), route.PlannerOptions{}),
-		Guard:    o.guard,
-		Cache:    o.cache,
+		Guard:    g,
+		Cache:    cache.New(st.Cache(), cache.Options{Logger: log}),
 		Metrics:  m,
 		Log:      log,
 	})

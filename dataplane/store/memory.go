@@ -227,14 +227,18 @@ func (m *Memory) window(key string, windowUS, now int64) *memWindow {
 	return w
 }
 
+// purge drops entries that left the window. It reslices rather than copies, so a busy window
+// costs O(1) per request; append reallocates (and thereby compacts) once capacity runs out.
 func (w *memWindow) purge(now int64) {
 	cut := 0
 	for cut < len(w.entries) && w.entries[cut].ts <= now-w.window {
 		w.sum -= w.entries[cut].cost
 		cut++
 	}
-	if cut > 0 {
-		w.entries = append(w.entries[:0], w.entries[cut:]...)
+	if cut == len(w.entries) {
+		w.entries = w.entries[:0]
+	} else if cut > 0 {
+		w.entries = w.entries[cut:]
 	}
 }
 
@@ -329,7 +333,7 @@ func (m *Memory) Settle(_ context.Context, s *Settlement) error {
 			if !op.Consumed || op.Actual == op.Cost || w == nil {
 				continue
 			}
-			for j := range w.entries {
+			for j := len(w.entries) - 1; j >= 0; j-- { // settles are mostly for recent entries
 				if w.entries[j].id == s.ID {
 					w.sum += op.Actual - w.entries[j].cost
 					w.entries[j].cost = op.Actual

@@ -10,13 +10,8 @@ import (
 	"github.com/nself-org/ai-orchestration/dataplane/store/storetest"
 )
 
-func newMemory(t *testing.T) (store.Store, *storetest.FakeClock) {
-	clock := storetest.NewFakeClock(storetest.Start)
-	return store.NewMemory(store.MemoryOptions{Clock: clock}), clock
-}
-
 func TestMemoryConformance(t *testing.T) {
-	storetest.Run(t, newMemory)
+	storetest.Run(t, storetest.NewMemoryStore)
 }
 
 func TestMemoryCacheEvictsLeastRecentlyUsedByBytesAndExpires(t *testing.T) {

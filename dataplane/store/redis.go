@@ -74,7 +74,8 @@ func NewRedis(c redis.UniversalClient, opts RedisOptions) *Redis {
 
 // DialRedis connects to url (redis://[user:pass@]host:port/db or rediss://…) with timeouts suited to
 // the request path (a store call must fail fast so the fail mode can apply), and checks it answers.
-// For Sentinel or Cluster, build a redis.UniversalClient and use [NewRedis].
+// For Sentinel or Cluster, build a redis.UniversalClient (with ContextTimeoutEnabled, so that
+// context deadlines bound each call) and use [NewRedis].
 func DialRedis(ctx context.Context, url string, opts RedisOptions) (*Redis, error) {
 	o, err := redis.ParseURL(url)
 	if err != nil {
@@ -84,10 +85,16 @@ func DialRedis(ctx context.Context, url string, opts RedisOptions) (*Redis, erro
 		o.DialTimeout = 500 * time.Millisecond
 	}
 	if !strings.Contains(url, "read_timeout") {
-		o.ReadTimeout = 200 * time.Millisecond
+		o.ReadTimeout = time.Second // a backstop: callers' context deadlines are tighter
 	}
 	if !strings.Contains(url, "write_timeout") {
-		o.WriteTimeout = 200 * time.Millisecond
+		o.WriteTimeout = time.Second
+	}
+	// Honour context deadlines on the socket, so a hung server costs a request its caller's
+	// timeout (the governor's AdmitTimeout), not ReadTimeout.
+	o.ContextTimeoutEnabled = true
+	if !strings.Contains(url, "pool_size") {
+		o.PoolSize = max(o.PoolSize, 64) // bursts of parallel requests each hold a connection briefly
 	}
 	c := redis.NewClient(o)
 	if err := c.Ping(ctx).Err(); err != nil {
@@ -370,13 +377,18 @@ func (r *Redis) Budgets(ctx context.Context, keys []string) ([]BudgetState, erro
 		}
 		return nil
 	})
-	if err != nil && !errors.Is(err, redis.Nil) {
-		return nil, fmt.Errorf("failed to read budgets: %w", err)
-	}
+	_ = err // each command's error is checked below: a missing field (redis.Nil) is a zero spend
 	out := make([]BudgetState, len(keys))
 	for i := range keys {
-		if v, err := spent[i].Int64(); err == nil {
+		v, err := spent[i].Int64()
+		switch {
+		case err == nil:
 			out[i].Spent = v
+		case !errors.Is(err, redis.Nil):
+			return nil, fmt.Errorf("failed to read budget %s: %w", keys[i], err)
+		}
+		if err := live[i].Err(); err != nil {
+			return nil, fmt.Errorf("failed to read budget %s: %w", keys[i], err)
 		}
 		for _, m := range live[i].Val() {
 			if j := strings.LastIndexByte(m, ':'); j >= 0 {

@@ -172,8 +172,8 @@ const (
 	DimAPIKey    = "k"  // key: API key name
 	DimModel     = "m"  // key: model
 	DimProvider  = "p"  // key: provider
-	DimUserModel = "um" // key: user + [KeySep] + model (org ledger only)
-	// DimUserProvider is keyed user + [KeySep] + provider (org ledger only).
+	DimUserModel = "um" // key: user + [KeySep] + model
+	// DimUserProvider is keyed user + [KeySep] + provider.
 	DimUserProvider = "up"
 )
 
@@ -287,10 +287,10 @@ func ledgerIncrements(u *UsageRecord, global bool) []LedgerKey {
 	if u.Provider != "" {
 		keys = append(keys, LedgerKey{DimProvider, u.Provider})
 	}
-	if !global && u.User != "" && u.Model != "" {
+	if u.User != "" && u.Model != "" {
 		keys = append(keys, LedgerKey{DimUserModel, u.User + KeySep + u.Model})
 	}
-	if !global && u.User != "" && u.Provider != "" {
+	if u.User != "" && u.Provider != "" {
 		keys = append(keys, LedgerKey{DimUserProvider, u.User + KeySep + u.Provider})
 	}
 	return keys

@@ -8,8 +8,10 @@
 package tokens
 
 import (
+	"hash/maphash"
 	"strings"
 	"sync"
+	"sync/atomic"
 
 	"github.com/tiktoken-go/tokenizer"
 
@@ -89,13 +91,53 @@ func EncodingFor(model string) string {
 	return O200kBase
 }
 
+// Counting is the costliest step of admitting a request (the tokenizer's regexp runs at a few
+// MB/s), and chat requests resend the whole conversation every turn, so counts of longer texts
+// are cached by encoding, length and a 64-bit seeded hash of the text (hashing is ~1000x
+// cheaper than counting; a collision would only misestimate one reservation). The cache holds
+// hashes, never text, and is emptied when full.
+const (
+	cacheMinBytes = 256
+	cacheEntries  = 8192
+)
+
+type cacheKey struct {
+	enc  string
+	hash uint64
+	n    int
+}
+
+var (
+	cacheSeed  = maphash.MakeSeed()
+	countCache sync.Map // cacheKey → int64
+	cacheSize  atomic.Int64
+)
+
 // Count returns the number of tokens of text for model. It never fails: the codec runs with
 // the library's default error mode, which tokenizes invalid UTF-8 bytes as they are.
 func Count(model, text string) int64 {
 	if text == "" {
 		return 0
 	}
-	n, err := codecFor(EncodingFor(model)).Count(text)
+	enc := EncodingFor(model)
+	if len(text) < cacheMinBytes {
+		return countWith(enc, text)
+	}
+	key := cacheKey{enc: enc, hash: maphash.String(cacheSeed, text), n: len(text)}
+	if v, ok := countCache.Load(key); ok {
+		return v.(int64)
+	}
+	n := countWith(enc, text)
+	if cacheSize.Add(1) > cacheEntries {
+		countCache.Clear()
+		cacheSize.Store(1)
+	}
+	countCache.Store(key, n)
+	return n
+}
+
+func countWith(enc, text string) int64 {
+	n, err := codecFor(enc).Count(text)
 	if err != nil {
 		// Only the strict error mode or a regexp time-out could fail; fall back to a
 		// conservative estimate (one token per 3 bytes) rather than under-reserving budget.

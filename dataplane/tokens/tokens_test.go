@@ -1,6 +1,7 @@
 package tokens
 
 import (
+	"strconv"
 	"strings"
 	"sync"
 	"testing"
@@ -102,13 +103,37 @@ func TestCountIsSafeForConcurrentFirstUse(t *testing.T) {
 	}
 }
 
+var benchPrompt = strings.Repeat("Summarize the quarterly report for ACME Corp. Revenue grew 12% to $4.2M; "+
+	"churn fell to 3.1%. Highlight risks, owners and next steps in five bullet points.\n", 14)[:2048]
+
+// BenchmarkCount2KBPrompt measures the tokenizer itself (a different prompt every iteration, so
+// the cache never answers).
 func BenchmarkCount2KBPrompt(b *testing.B) {
-	prompt := strings.Repeat("Summarize the quarterly report for ACME Corp. Revenue grew 12% to $4.2M; "+
-		"churn fell to 3.1%. Highlight risks, owners and next steps in five bullet points.\n", 14)[:2048]
-	Count("gpt-4o", prompt) // load the vocabulary outside the timed loop
+	Count("gpt-4o", benchPrompt) // load the vocabulary outside the timed loop
 	b.ReportAllocs()
-	b.SetBytes(int64(len(prompt)))
+	b.SetBytes(int64(len(benchPrompt)))
+	i := 0
 	for b.Loop() {
-		Count("gpt-4o", prompt)
+		i++
+		countWith(O200kBase, benchPrompt[:2040]+strconv.Itoa(i%1000000))
 	}
+}
+
+// BenchmarkCount2KBPromptCached measures a repeated prompt (conversation history).
+func BenchmarkCount2KBPromptCached(b *testing.B) {
+	Count("gpt-4o", benchPrompt)
+	b.ReportAllocs()
+	for b.Loop() {
+		Count("gpt-4o", benchPrompt)
+	}
+}
+
+func TestCountCachesLongTextsWithoutChangingTheResult(t *testing.T) {
+	first := Count("gpt-4o", benchPrompt)
+	require.Equal(t, first, Count("gpt-4o", benchPrompt))
+	require.Equal(t, first, countWith(O200kBase, benchPrompt))
+	hindi := strings.Repeat("नमस्ते, आप कैसे हैं? मैं ठीक हूँ, धन्यवाद। ", 8)
+	o200k := Count("gpt-4o", hindi)
+	require.NotEqual(t, o200k, Count("gpt-4", hindi), "the cache key includes the encoding")
+	require.Equal(t, o200k, Count("gpt-4o", hindi))
 }

@@ -73,7 +73,7 @@ func TestWriteStoresASmallSnapshotInOneSecretAndReadsItBack(t *testing.T) {
 
 func TestWriteTwiceWithTheSameSnapshotChangesNothing(t *testing.T) {
 	for name, tc := range map[string]struct{ providers, keyBytes int }{
-		"a snapshot in one Secret":     {providers: 2, keyBytes: 32},
+		"a snapshot in one Secret":    {providers: 2, keyBytes: 32},
 		"a snapshot sharded in three": {providers: 40, keyBytes: 25_000},
 	} {
 		t.Run(name, func(t *testing.T) {
@@ -152,7 +152,7 @@ func TestWriteRepairsASnapshotSecretSomeoneEdited(t *testing.T) {
 
 func TestWriteRefusesAnUnsealedSnapshot(t *testing.T) {
 	for name, snap := range map[string]*config.Snapshot{
-		"a nil snapshot":             nil,
+		"a nil snapshot":            nil,
 		"a snapshot without a hash": {Version: config.SchemaVersion},
 	} {
 		t.Run(name, func(t *testing.T) {

@@ -290,13 +290,25 @@ var gens = map[string]func() string{
 var negatives = []func() string{
 	func() string { return "Order #" + digits(10+rng.IntN(3)) + " has shipped." },
 	func() string { return "Your order number is " + digits(8) + "-" + digits(4) + "." },
-	func() string { return fmt.Sprintf("Meeting on 2024-%02d-%02d at 10:%02d.", 1+rng.IntN(12), 1+rng.IntN(28), rng.IntN(60)) },
-	func() string { return fmt.Sprintf("Logged at 2025-%02d-%02d %02d:%02d:%02d UTC", 1+rng.IntN(12), 1+rng.IntN(28), rng.IntN(24), rng.IntN(60), rng.IntN(60)) },
+	func() string {
+		return fmt.Sprintf("Meeting on 2024-%02d-%02d at 10:%02d.", 1+rng.IntN(12), 1+rng.IntN(28), rng.IntN(60))
+	},
+	func() string {
+		return fmt.Sprintf("Logged at 2025-%02d-%02d %02d:%02d:%02d UTC", 1+rng.IntN(12), 1+rng.IntN(28), rng.IntN(24), rng.IntN(60), rng.IntN(60))
+	},
 	func() string { return fmt.Sprintf("Due %02d/%02d/2026, invoice 4471.", 1+rng.IntN(12), 1+rng.IntN(28)) },
-	func() string { return fmt.Sprintf("Born %02d.%02d.19%02d in Lyon", 1+rng.IntN(28), 1+rng.IntN(12), rng.IntN(100)) },
-	func() string { return fmt.Sprintf("Upgrade to version %d.%d.%d.%d today", rng.IntN(20), rng.IntN(20), rng.IntN(20), rng.IntN(200)) },
-	func() string { return fmt.Sprintf("Release %d.%d.%d.%d fixes the bug", 1+rng.IntN(9), rng.IntN(20), rng.IntN(20), rng.IntN(9999)) },
-	func() string { return fmt.Sprintf("Requires Go 1.%d.%d or v%d.%d.%d", rng.IntN(30), rng.IntN(9), rng.IntN(9), rng.IntN(30), rng.IntN(30)) },
+	func() string {
+		return fmt.Sprintf("Born %02d.%02d.19%02d in Lyon", 1+rng.IntN(28), 1+rng.IntN(12), rng.IntN(100))
+	},
+	func() string {
+		return fmt.Sprintf("Upgrade to version %d.%d.%d.%d today", rng.IntN(20), rng.IntN(20), rng.IntN(20), rng.IntN(200))
+	},
+	func() string {
+		return fmt.Sprintf("Release %d.%d.%d.%d fixes the bug", 1+rng.IntN(9), rng.IntN(20), rng.IntN(20), rng.IntN(9999))
+	},
+	func() string {
+		return fmt.Sprintf("Requires Go 1.%d.%d or v%d.%d.%d", rng.IntN(30), rng.IntN(9), rng.IntN(9), rng.IntN(30), rng.IntN(30))
+	},
 	func() string {
 		n := luhnComplete(pick([]string{"4", "51", "6011"}), 16)
 		bad := n[:15] + string(rune('0'+(int(n[15]-'0')+1+rng.IntN(8))%10))
@@ -308,19 +320,33 @@ var negatives = []func() string{
 	},
 	func() string { return "commit " + randFrom("0123456789abcdef", 40) + " fixes the build" },
 	func() string { return "sha256: " + randFrom("0123456789abcdef", 64) },
-	func() string { return fmt.Sprintf("Total: $%d,%03d.%02d incl. VAT", 1+rng.IntN(99), rng.IntN(1000), rng.IntN(100)) },
+	func() string {
+		return fmt.Sprintf("Total: $%d,%03d.%02d incl. VAT", 1+rng.IntN(99), rng.IntN(1000), rng.IntN(100))
+	},
 	func() string { return fmt.Sprintf("Zip code %05d, suite %d", rng.IntN(99999), rng.IntN(999)) },
 	func() string { return "ISBN 978-" + digits(1) + "-" + digits(2) + "-" + digits(6) + "-" + digits(1) },
-	func() string { return fmt.Sprintf("Coordinates %d.%04d, -%d.%04d", 10+rng.IntN(80), rng.IntN(10000), 10+rng.IntN(170), rng.IntN(10000)) },
+	func() string {
+		return fmt.Sprintf("Coordinates %d.%04d, -%d.%04d", 10+rng.IntN(80), rng.IntN(10000), 10+rng.IntN(170), rng.IntN(10000))
+	},
 	func() string {
 		return "IBAN-like but wrong checksum: " + iban(false)
 	},
-	func() string { return pick([]string{"000", "666", "912"}) + "-" + digits(2) + "-" + digits(4) + " is not an SSN" },
-	func() string { return fmt.Sprintf("%d.%d.%d.%d is out of range", 256+rng.IntN(700), rng.IntN(256), rng.IntN(256), rng.IntN(256)) },
-	func() string { return "Ping me on Slack @" + pick([]string{"maria", "dev-team", "oncall"}) + " or mail admin@localhost" },
-	func() string { return "MAC 00:1a:2b:" + fmt.Sprintf("%02x:%02x:%02x", rng.IntN(256), rng.IntN(256), rng.IntN(256)) },
+	func() string {
+		return pick([]string{"000", "666", "912"}) + "-" + digits(2) + "-" + digits(4) + " is not an SSN"
+	},
+	func() string {
+		return fmt.Sprintf("%d.%d.%d.%d is out of range", 256+rng.IntN(700), rng.IntN(256), rng.IntN(256), rng.IntN(256))
+	},
+	func() string {
+		return "Ping me on Slack @" + pick([]string{"maria", "dev-team", "oncall"}) + " or mail admin@localhost"
+	},
+	func() string {
+		return "MAC 00:1a:2b:" + fmt.Sprintf("%02x:%02x:%02x", rng.IntN(256), rng.IntN(256), rng.IntN(256))
+	},
 	func() string { return "std::vector<int> v; std::map<K, V> m; Foo::bar();" },
-	func() string { return fmt.Sprintf("The call lasted %02d:%02d:%02d.", rng.IntN(3), rng.IntN(60), rng.IntN(60)) },
+	func() string {
+		return fmt.Sprintf("The call lasted %02d:%02d:%02d.", rng.IntN(3), rng.IntN(60), rng.IntN(60))
+	},
 	func() string { return "Call 555-" + digits(4) + " for the front desk" },
 	func() string { return "Dial 123-456-" + digits(4) + " (not a real area code)" },
 	func() string {
@@ -330,13 +356,60 @@ var negatives = []func() string{
 	func() string { return "path /usr/local/share/applications/some-long-application-name.desktop" },
 	func() string { return "Population: " + digits(3) + "," + digits(3) + "," + digits(3) },
 	func() string { return "Serial SN-" + digits(12) + " registered" },
-	func() string { return fmt.Sprintf("Scored %d.%d%% on %d of %d tests", rng.IntN(100), rng.IntN(10), rng.IntN(500), 500) },
+	func() string {
+		return fmt.Sprintf("Scored %d.%d%% on %d of %d tests", rng.IntN(100), rng.IntN(10), rng.IntN(500), 500)
+	},
 	func() string { return "Color #" + randFrom("0123456789abcdef", 6) + " and rgba(12, 34, 56, 0.5)" },
 	func() string { return "Pi is 3.14159265358979 and e is 2.718281828" },
 	func() string { return "Temporary password policy: at least 12 characters, 1 digit, 1 symbol." },
 	func() string { return "Tickets " + group(nonLuhn(15), []int{4, 4, 4, 3}, " ") + " closed." },
 	func() string { return "the sk- prefix marks OpenAI keys; AKIA marks AWS ones" },
 	func() string { return "user@example is not an address, neither is @handle or a@b" },
+}
+
+// handwritten cases are real-world shapes written by hand, not generated: they keep the
+// corpus honest about what the generator's templates do not cover.
+var handwritten = []entry{
+	{"Reach me at jane.doe@company.com or (212) 555-0147 after 5pm.", []label{{"email", "jane.doe@company.com"}, {"phone", "(212) 555-0147"}}},
+	{"My number's 415.867.5309, text anytime", []label{{"phone", "415.867.5309"}}},
+	{"Tel.: +49 (0)30 901820", []label{{"phone", "+49 (0)30 901820"}}},
+	{"WhatsApp +55 11 91234-5678 please", []label{{"phone", "+55 11 91234-5678"}}},
+	{"Hotline +81 3-1234-5678 (Tokyo office)", []label{{"phone", "+81 3-1234-5678"}}},
+	{"call +33 6 12 34 56 78 if urgent", []label{{"phone", "+33 6 12 34 56 78"}}},
+	{"Customer wrote: 'card is 5500 0000 0000 0004, cvv 123'", []label{{"credit_card", "5500 0000 0000 0004"}}},
+	{"pay with 4012888888881881 (Visa)", []label{{"credit_card", "4012888888881881"}}},
+	{"amex: 3714-496353-98431", []label{{"credit_card", "3714-496353-98431"}}},
+	{"Überweisung an DE44 5001 0517 5407 3249 31, Verwendungszweck 2024-17", []label{{"iban", "DE44 5001 0517 5407 3249 31"}}},
+	{"IBAN FR14 2004 1010 0505 0001 3M02 606 (Paris)", []label{{"iban", "FR14 2004 1010 0505 0001 3M02 606"}}},
+	{"NL91ABNA0417164300", []label{{"iban", "NL91ABNA0417164300"}}},
+	{"ssn:078-05-1121", []label{{"ssn", "078-05-1121"}}},
+	{"SSN 536 90 4399, DOB 1984-02-11", []label{{"ssn", "536 90 4399"}}},
+	{"Gateway 192.168.0.1, DNS 8.8.8.8 and 1.1.1.1.", []label{{"ipv4", "192.168.0.1"}, {"ipv4", "8.8.8.8"}, {"ipv4", "1.1.1.1"}}},
+	{"X-Forwarded-For: 203.0.113.195, 70.41.3.18", []label{{"ipv4", "203.0.113.195"}, {"ipv4", "70.41.3.18"}}},
+	{"bind to [::1]:8080 and 2001:0db8:85a3:0000:0000:8a2e:0370:7334", []label{{"ipv6", "::1"}, {"ipv6", "2001:0db8:85a3:0000:0000:8a2e:0370:7334"}}},
+	{"client fe80::1ff:fe23:4567:890a%eth0 connected", []label{{"ipv6", "fe80::1ff:fe23:4567:890a"}}},
+	{"aws_secret_access_key = wJalrXUtnFEMI/K7MDENG+bPxRfiCYz9a8Qk2LmZ", []label{{"secret", "wJalrXUtnFEMI/K7MDENG+bPxRfiCYz9a8Qk2LmZ"}}},
+	{"SLACK_BOT_TOKEN=xoxb-2048-4096-aBcDeFgHiJkLmNoPqRsTuVwX", []label{{"secret", "xoxb-2048-4096-aBcDeFgHiJkLmNoPqRsTuVwX"}}},
+	{"git clone https://ghp_R8tV2mQ7xY4nB6cK1pL9sD3fG5hJ0wE2aZ4u@github.com/acme/app", []label{{"secret", "ghp_R8tV2mQ7xY4nB6cK1pL9sD3fG5hJ0wE2aZ4u"}}},
+	{"Email support@acme.io, not support@acme (typo)", []label{{"email", "support@acme.io"}}},
+	{"Mail: FIRST.LAST+billing@Sub.Example.CO.UK", []label{{"email", "FIRST.LAST+billing@Sub.Example.CO.UK"}}},
+	// Known limitation: national formats of other countries than the default region (US).
+	{"ring our London desk on 020 7946 0958", []label{{"phone", "020 7946 0958"}}},
+	{"Sydney mobile 0412 345 678", []label{{"phone", "0412 345 678"}}},
+	// hard negatives
+	{"The meeting is at 10:30, room 4.12, floor 3.", []label{}},
+	{"Invoice INV-2024-000123 totals EUR 1.234,56", []label{}},
+	{"Build 20240115.3 passed in 12.5 s", []label{}},
+	{"Python 3.11.4 and Node 20.10.0 are installed", []label{}},
+	{"chmod 0755 and umask 022", []label{}},
+	{"The answer is 4111 apples and 1111 oranges", []label{}},
+	{"Lat/long: 48.8566, 2.3522", []label{}},
+	{"Docker image sha256:9b2a3f1c4d5e6f7a8b9c0d1e2f3a4b5c6d7e8f9a0b1c2d3e4f5a6b7c8d9e0f1a", []label{}},
+	{"Use the ExampleKeyThatIsNotReallyASecretAtAll parameter", []label{}},
+	{"Call me maybe, at 5 or 6 pm", []label{}},
+	{"Score 98-76-5432 in the tournament bracket", []label{}},
+	{"isbn 0-306-40615-2", []label{}},
+	{"The range 10.0.0.0 - 10.255.255.255 is private", []label{{"ipv4", "10.0.0.0"}, {"ipv4", "10.255.255.255"}}},
 }
 
 func main() {
@@ -363,6 +436,7 @@ func main() {
 	for range 150 {
 		out = append(out, entry{Text: pick(negatives)(), PII: []label{}})
 	}
+	out = append(out, handwritten...)
 	f, err := os.Create("pii_corpus.jsonl")
 	if err != nil {
 		panic(err)

@@ -419,10 +419,8 @@ func (x *exchange) reset() {
 }
 
 // stall holds the connection open, sending nothing, until the client leaves or the fake closes.
+// Nothing is flushed here: a stall before the reply sends no headers either.
 func (x *exchange) stall() {
-	if fl, ok := x.w.(http.Flusher); ok {
-		fl.Flush()
-	}
 	select {
 	case <-x.r.Context().Done():
 	case <-x.f.stop:

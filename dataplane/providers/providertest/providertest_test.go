@@ -14,8 +14,9 @@ import (
 	"github.com/nself-org/ai-orchestration/dataplane/providers/providertest"
 )
 
-func sdkClient(srv *providertest.Server) openai.Client {
-	return openai.NewClient(option.WithBaseURL(srv.BaseURL+"/"), option.WithAPIKey(providertest.DefaultAPIKey), option.WithMaxRetries(0))
+func sdkClient(srv *providertest.Server) *openai.Client {
+	c := openai.NewClient(option.WithBaseURL(srv.BaseURL+"/"), option.WithAPIKey(providertest.DefaultAPIKey), option.WithMaxRetries(0))
+	return &c
 }
 
 // The official SDK is the judge of the OpenAI fake's wire format.

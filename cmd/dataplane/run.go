@@ -1,0 +1,193 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"os"
+	"strings"
+	"time"
+
+	"k8s.io/client-go/kubernetes"
+	"k8s.io/client-go/rest"
+
+	"github.com/nself-org/ai-orchestration/dataplane/cache"
+	"github.com/nself-org/ai-orchestration/dataplane/config"
+	"github.com/nself-org/ai-orchestration/dataplane/governor"
+	"github.com/nself-org/ai-orchestration/dataplane/guard"
+	"github.com/nself-org/ai-orchestration/dataplane/handlers"
+	"github.com/nself-org/ai-orchestration/dataplane/metrics"
+	"github.com/nself-org/ai-orchestration/dataplane/providers"
+	"github.com/nself-org/ai-orchestration/dataplane/route"
+	"github.com/nself-org/ai-orchestration/dataplane/runtime"
+	"github.com/nself-org/ai-orchestration/dataplane/server"
+	"github.com/nself-org/ai-orchestration/dataplane/store"
+	"github.com/nself-org/ai-orchestration/internal/compiler"
+	"github.com/nself-org/ai-orchestration/internal/snapshotsecret"
+)
+
+// Settings are the data plane's flags, with their defaults in one place.
+type Settings struct {
+	Manifests       string
+	Addr            string
+	RedisURL        string
+	SnapshotSecret  string
+	Namespace       string
+	LogLevel        string
+	ShutdownTimeout time.Duration
+	MaxBodyBytes    int64
+	PollInterval    time.Duration
+}
+
+// DefaultSnapshotSecret is the name of the Secret the operator publishes the snapshot in.
+const DefaultSnapshotSecret = "ai-orchestration-snapshot"
+
+func parseFlags(args []string, stderr io.Writer) (Settings, error) {
+	var s Settings
+	fs := flag.NewFlagSet("dataplane", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	fs.StringVar(&s.Manifests, "manifests", "", "standalone: compile and hot-reload this folder of AIProvider, AIBudget, AIRoutePolicy and Secret YAML")
+	fs.StringVar(&s.Addr, "addr", server.DefaultAddr, "listen address")
+	fs.StringVar(&s.RedisURL, "redis-url", "", "redis://host:port/db of the shared limit/budget store; empty = embedded in-memory store (one replica)")
+	fs.StringVar(&s.SnapshotSecret, "snapshot-secret", DefaultSnapshotSecret, "cluster: name of the snapshot Secret to watch")
+	fs.StringVar(&s.Namespace, "namespace", "", "cluster: namespace of the snapshot Secret (default: POD_NAMESPACE or the service account's)")
+	fs.StringVar(&s.LogLevel, "log-level", "info", "debug, info, warn or error")
+	fs.DurationVar(&s.ShutdownTimeout, "shutdown-timeout", server.DefaultShutdownTimeout, "how long in-flight requests and streams may finish after SIGTERM")
+	fs.Int64Var(&s.MaxBodyBytes, "max-body-bytes", server.DefaultMaxBodyBytes, "largest request body accepted (413 above)")
+	fs.DurationVar(&s.PollInterval, "poll-interval", 500*time.Millisecond, "standalone: how often the manifest folder is checked for changes")
+	if err := fs.Parse(args); err != nil {
+		return s, err
+	}
+	if fs.NArg() > 0 {
+		return s, fmt.Errorf("unexpected arguments: %s", strings.Join(fs.Args(), " "))
+	}
+	return s, nil
+}
+
+// Run starts the data plane with args (without the program name) and serves until ctx ends,
+// then drains in-flight requests. Standalone (--manifests) it compiles the folder itself; in a
+// cluster it watches the snapshot Secret with the pod's service account.
+func Run(ctx context.Context, args []string) error {
+	s, err := parseFlags(args, os.Stderr)
+	if err != nil {
+		return err
+	}
+	var level slog.Level
+	if err := level.UnmarshalText([]byte(s.LogLevel)); err != nil {
+		return fmt.Errorf("invalid --log-level: %w", err)
+	}
+	log := slog.New(slog.NewJSONHandler(os.Stderr, &slog.HandlerOptions{Level: level}))
+	ln, err := net.Listen("tcp", s.Addr)
+	if err != nil {
+		return fmt.Errorf("failed to listen on %s: %w", s.Addr, err)
+	}
+	return serve(ctx, s, ln, log)
+}
+
+// serve runs the data plane on ln (tests pass a 127.0.0.1 listener).
+func serve(ctx context.Context, s Settings, ln net.Listener, log *slog.Logger) error {
+	m := metrics.New()
+	var st store.Store
+	if s.RedisURL != "" {
+		rs, err := store.DialRedis(ctx, s.RedisURL, store.RedisOptions{})
+		if err != nil {
+			_ = ln.Close()
+			return err
+		}
+		st = rs
+	} else {
+		st = store.NewMemory(store.MemoryOptions{})
+	}
+	defer func() { _ = st.Close() }()
+
+	holder := runtime.NewHolder(runtime.Options{NewProvider: providers.New, HTTPClient: providers.NewHTTPClient(0)}, m, log)
+	svc := handlers.NewService(handlers.Deps{
+		Governor: governor.New(st, governor.Options{Logger: log, Registerer: m.Registry}),
+		Planner:  route.NewPlanner(route.NewHealth(route.HealthOptions{}), route.PlannerOptions{}),
+		Guard:    handlers.NewGuard(guard.NewEngine(guard.Options{})),
+		Cache:    cache.New(st.Cache(), cache.Options{Logger: log}),
+		Metrics:  m,
+		Log:      log,
+	})
+	srv := server.New(server.Config{Addr: s.Addr, MaxBodyBytes: s.MaxBodyBytes, ShutdownTimeout: s.ShutdownTimeout},
+		handlers.New(svc, holder, m), holder, m, log)
+
+	// The config source runs until ctx ends; the server keeps serving the last good snapshot
+	// whatever the source does.
+	srcCtx, stopSource := context.WithCancel(ctx)
+	defer stopSource()
+	srcDone := make(chan struct{})
+	switch {
+	case s.Manifests != "":
+		if _, err := os.Stat(s.Manifests); err != nil {
+			_ = ln.Close()
+			return fmt.Errorf("failed to open --manifests folder: %w", err)
+		}
+		go func() {
+			defer close(srcDone)
+			holder.WatchDir(srcCtx, s.Manifests, s.PollInterval, LoadManifests)
+		}()
+	default:
+		cs, ns, err := clusterClient(s.Namespace)
+		if err != nil {
+			_ = ln.Close()
+			return fmt.Errorf("no --manifests folder and not in a cluster: %w", err)
+		}
+		go func() {
+			defer close(srcDone)
+			err := snapshotsecret.Watch(srcCtx, cs, ns, s.SnapshotSecret,
+				func(snap *config.Snapshot) { _ = holder.Apply(snap) }, holder.Fail)
+			if err != nil {
+				holder.Fail(err)
+			}
+		}()
+	}
+	err := srv.Serve(ctx, ln)
+	stopSource()
+	<-srcDone
+	return err
+}
+
+// LoadManifests compiles a folder of manifests into a snapshot: YAML that does not parse
+// refuses the whole folder (the last good snapshot keeps serving); objects the compiler judges
+// broken are left out and reported as problems.
+func LoadManifests(dir string) (*config.Snapshot, []string, error) {
+	in, err := compiler.LoadDir(dir)
+	if err != nil {
+		return nil, nil, err
+	}
+	res := compiler.Compile(in)
+	problems := make([]string, 0, len(res.Problems))
+	for _, p := range res.Problems {
+		problems = append(problems, fmt.Sprintf("%s %s/%s: %s: %s", p.Kind, p.Namespace, p.Name, p.Reason, p.Message))
+	}
+	return res.Snapshot, problems, nil
+}
+
+const serviceAccountNamespace = "/var/run/secrets/kubernetes.io/serviceaccount/namespace"
+
+func clusterClient(ns string) (kubernetes.Interface, string, error) {
+	cfg, err := rest.InClusterConfig()
+	if err != nil {
+		return nil, "", fmt.Errorf("failed to load in-cluster config: %w", err)
+	}
+	cs, err := kubernetes.NewForConfig(cfg)
+	if err != nil {
+		return nil, "", fmt.Errorf("failed to build the Kubernetes client: %w", err)
+	}
+	if ns == "" {
+		ns = os.Getenv("POD_NAMESPACE")
+	}
+	if ns == "" {
+		b, err := os.ReadFile(serviceAccountNamespace)
+		if err != nil {
+			return nil, "", errors.New("no --namespace, POD_NAMESPACE or service-account namespace")
+		}
+		ns = strings.TrimSpace(string(b))
+	}
+	return cs, ns, nil
+}
