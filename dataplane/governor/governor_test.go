@@ -325,7 +325,8 @@ func TestTokenLimitsAdmitOnTheEstimateAndCorrectAtSettle(t *testing.T) {
 
 func TestAnUnreachableStoreFollowsEachLimitsFailMode(t *testing.T) {
 	// A real Redis client pointed at a port nobody listens on: every call fails fast.
-	c := redis.NewClient(&redis.Options{Addr: "127.0.0.1:1", DialTimeout: 50 * time.Millisecond, MaxRetries: -1})
+	c := redis.NewClient(&redis.Options{Addr: "127.0.0.1:1", DialTimeout: 50 * time.Millisecond, MaxRetries: -1,
+		DialerRetries: 1, ContextTimeoutEnabled: true})
 	t.Cleanup(func() { _ = c.Close() })
 	clock := storetest.NewFakeClock(storetest.Start)
 	reg := prometheus.NewRegistry()
@@ -448,4 +449,28 @@ func TestCostsBreakDownAndForecastTheMonth(t *testing.T) {
 		_, err = g.Costs(t.Context(), governor.Query{Org: "o1", GroupBy: "color"})
 		require.ErrorIs(t, err, governor.ErrInvalidQuery)
 	})
+}
+
+func TestLimitsAcrossClusterSlotsRefuseWithoutReservingInTheOtherSlot(t *testing.T) {
+	st, clock := storetest.NewRedisStore(true)(t) // one call per hash tag, as on a Redis Cluster
+	g, _ := newGov(st, clock)
+	snap := &config.Snapshot{Budgets: []config.Budget{userBudget("daily", "1", config.ActionBlock)}}
+	route := &config.Route{Name: "team/chat", RateLimits: []config.RateLimit{
+		{Name: "model", Per: config.PerModel, Algorithm: config.AlgorithmSlidingWindow, Requests: 1, Window: time.Minute}}}
+	req := chatReq("u1", usd("0.25"))
+	req.Route = route
+	_, err := g.Admit(t.Context(), snap, req) // {global}: model limit; {o1}: the user's budget
+	require.NoError(t, err)
+
+	req2 := chatReq("u1", usd("0.25"))
+	req2.Route = route
+	_, err = g.Admit(t.Context(), snap, req2)
+	var de *governor.DeniedError
+	require.ErrorAs(t, err, &de)
+	require.Equal(t, governor.DeniedByRateLimit, de.Kind, "the unevaluated budget is not a budget refusal")
+	require.Equal(t, time.Minute, de.RetryAfter)
+
+	rep, err := g.Usage(t.Context(), snap, governor.Query{User: "u1", Org: "o1"})
+	require.NoError(t, err)
+	require.Equal(t, usd("0.25"), rep.Budgets[0].Reserved, "only the admitted request holds a reservation")
 }

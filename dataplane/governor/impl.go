@@ -175,11 +175,14 @@ func (g *gov) Admit(ctx context.Context, snap *config.Snapshot, req *Request) (*
 	}
 
 	var budgetDenial, rateDenial *DeniedError
-	tightest := -1
+	haveTightest := false
 	for i, r := range res.Results {
 		m := &ts.meta[i]
 		c := &ts.checks[i]
 		ts.consumed[i] = r.Consumed
+		if !r.Evaluated { // a later slot, skipped because an earlier one refused (Cluster)
+			continue
+		}
 		if m.budget != nil {
 			g.budgetOutcome(dec, m, c, r, res.Allowed)
 			if !r.Allowed && !c.Shadow {
@@ -210,9 +213,9 @@ func (g *gov) Admit(ctx context.Context, snap *config.Snapshot, req *Request) (*
 		if c.Shadow {
 			continue
 		}
-		if tightest < 0 || r.Remaining < res.Results[tightest].Remaining ||
-			(r.Remaining == res.Results[tightest].Remaining && r.Reset > res.Results[tightest].Reset) {
-			tightest = i
+		if !haveTightest || state.Remaining < dec.RateLimit.Remaining ||
+			(state.Remaining == dec.RateLimit.Remaining && state.Reset > dec.RateLimit.Reset) {
+			haveTightest = true
 			dec.RateLimit = state
 		}
 	}

@@ -92,6 +92,9 @@ func (r *StreamRedactor) release(final bool) string {
 			}
 		}
 	}
+	// Released bytes cannot be taken back; scan only reports positions before r.from when a
+	// match would start in already-released context, which the cut rules above prevent.
+	cut = max(cut, r.from)
 	var out []byte
 	last := r.from
 	for _, m := range ms {

@@ -161,3 +161,14 @@ func FuzzNDJSONReader(f *testing.F) {
 		t.Fatalf("reader did not terminate")
 	})
 }
+
+func TestOversizedBodiesAreMalformedNotBuffered(t *testing.T) {
+	b := &base{name: "x"}
+	body := io.NopCloser(strings.NewReader(`{"a":"` + strings.Repeat("x", 1000) + `"}`))
+	c := &call{resp: &http.Response{StatusCode: 200, Body: body}, body: body, cancel: func() {}, ctx: t.Context()}
+	var v map[string]any
+	err := b.decodeBody(c, 100, &v)
+	pe, ok := AsError(err)
+	require.True(t, ok)
+	require.Equal(t, KindMalformed, pe.Kind)
+}

@@ -97,3 +97,5 @@ func TestMockEmbeddingsAreDeterministicUnitVectors(t *testing.T) {
 	require.InDelta(t, 1, norm, 1e-5)
 	require.Positive(t, a.Usage.PromptTokens)
 }
+
+func configMock() config.Mock { return config.Mock{Reply: "Hello from the mock provider."} }

@@ -32,6 +32,9 @@ func (s *httpStream) Recv() (string, error) {
 		if err != nil {
 			if errors.Is(err, io.EOF) {
 				s.err = io.EOF
+				// Read the (normally empty) rest of the body so that the connection goes
+				// back to the keep-alive pool instead of being torn down.
+				_, _ = io.CopyN(io.Discard, s.c.body, 64<<10)
 			} else {
 				s.err = s.b.streamError(s.c, err)
 			}

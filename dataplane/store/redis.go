@@ -93,6 +93,9 @@ func DialRedis(ctx context.Context, url string, opts RedisOptions) (*Redis, erro
 	// Honour context deadlines on the socket, so a hung server costs a request its caller's
 	// timeout (the governor's AdmitTimeout), not ReadTimeout.
 	o.ContextTimeoutEnabled = true
+	// A refused connection should reach the fail mode at once, not after go-redis's default five
+	// dial attempts 100ms apart.
+	o.DialerRetries, o.DialerRetryTimeout = 1, 10*time.Millisecond
 	if !strings.Contains(url, "pool_size") {
 		o.PoolSize = max(o.PoolSize, 64) // bursts of parallel requests each hold a connection briefly
 	}

@@ -64,3 +64,19 @@ func TestRedisUsesServerTimeWithoutAClock(t *testing.T) {
 		require.Equal(t, want, r.Allowed)
 	}
 }
+
+func TestDialRedisConnectsOrSaysWhyNot(t *testing.T) {
+	st, err := store.DialRedis(t.Context(), storetest.RedisURL(t), store.RedisOptions{Prefix: fmt.Sprintf("dial%d:", time.Now().UnixNano())})
+	require.NoError(t, err)
+	require.NoError(t, st.Cache().Set(t.Context(), "k", []byte("v"), time.Minute))
+	v, ok, err := st.Cache().Get(t.Context(), "k")
+	require.NoError(t, err)
+	require.True(t, ok)
+	require.Equal(t, []byte("v"), v)
+	require.NoError(t, st.Close())
+
+	_, err = store.DialRedis(t.Context(), "http://nope", store.RedisOptions{})
+	require.ErrorContains(t, err, "failed to parse redis url")
+	_, err = store.DialRedis(t.Context(), "redis://127.0.0.1:1/0", store.RedisOptions{})
+	require.ErrorContains(t, err, "failed to reach redis")
+}

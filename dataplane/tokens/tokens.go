@@ -137,6 +137,9 @@ func Count(model, text string) int64 {
 }
 
 func countWith(enc, text string) int64 {
+	if text == "" {
+		return 0
+	}
 	n, err := codecFor(enc).Count(text)
 	if err != nil {
 		// Only the strict error mode or a regexp time-out could fail; fall back to a
@@ -161,5 +164,24 @@ func CountMessages(model string, msgs []providers.Message) int64 {
 // and its framing. Trimming history counts each message once with it instead of recounting
 // the whole conversation per dropped message.
 func CountMessage(model string, m providers.Message) int64 {
-	return tokensPerMessage + Count(model, m.Role) + Count(model, m.Content)
+	return tokensPerMessage + roleTokens(EncodingFor(model), m.Role) + Count(model, m.Content)
+}
+
+// roleCounts memoizes the token count of role names (a handful of short strings counted on
+// every message).
+var roleCounts sync.Map // encoding + "\x00" + role → int64
+
+func roleTokens(enc, role string) int64 {
+	if len(role) > 32 {
+		return countWith(enc, role)
+	}
+	key := enc + "\x00" + role
+	if v, ok := roleCounts.Load(key); ok {
+		return v.(int64)
+	}
+	n := countWith(enc, role)
+	if role == "system" || role == "user" || role == "assistant" || role == "tool" || role == "developer" {
+		roleCounts.Store(key, n) // only known roles, so a caller cannot grow the map without bound
+	}
+	return n
 }

@@ -54,16 +54,21 @@ const (
 // Secrets should hold every Secret that providers reference and every client API-key Secret
 // (labelled [aiv1alpha1.LabelAPIKey]); other Secrets are ignored.
 type Input struct {
+	// Providers are every AIProvider to consider, of any namespace.
 	Providers []aiv1alpha1.AIProvider
-	Budgets   []aiv1alpha1.AIBudget
-	Routes    []aiv1alpha1.AIRoutePolicy
-	Secrets   []corev1.Secret
+	// Budgets are every AIBudget to consider.
+	Budgets []aiv1alpha1.AIBudget
+	// Routes are every AIRoutePolicy to consider.
+	Routes []aiv1alpha1.AIRoutePolicy
+	// Secrets are the provider-key and client API-key Secrets; data or stringData is read.
+	Secrets []corev1.Secret
 }
 
 // Problem is one reason an object is left out of the snapshot, or published only in part.
 type Problem struct {
 	// Kind is one of the Kind* constants.
-	Kind      string `json:"kind"`
+	Kind string `json:"kind"`
+	// Namespace and Name identify the object the problem belongs to.
 	Namespace string `json:"namespace"`
 	Name      string `json:"name"`
 	// Reason is one of the Reason* constants of api/v1alpha1 (conditions.go).

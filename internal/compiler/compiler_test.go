@@ -521,3 +521,11 @@ func TestCompiledSamplesSurviveTheSnapshotSecretEncoding(t *testing.T) {
 	require.NoError(t, err)
 	require.Equal(t, res.Snapshot, got)
 }
+
+func BenchmarkCompileSamples(b *testing.B) {
+	in, err := LoadDir(samplesDir)
+	require.NoError(b, err)
+	for b.Loop() {
+		Compile(in)
+	}
+}

@@ -11,7 +11,6 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"net/http"
 	"os"
 	"path/filepath"
 	"strings"
@@ -224,7 +223,7 @@ func TestKubectlGetShowsTheDocumentedColumns(t *testing.T) {
 		tc := loadCase(t, filepath.Join(samplesDir, path))
 		require.NoError(t, create(t, ns, tc.objects[0]))
 	}
-	httpClient, err := rest.HTTPClientFor(restCfg)
+	dc, err := discovery.NewDiscoveryClientForConfig(restCfg)
 	require.NoError(t, err)
 	tests := map[string][]string{
 		"aiproviders":     {"Name", "Type", "Models", "Ready", "Age"},
@@ -233,16 +232,13 @@ func TestKubectlGetShowsTheDocumentedColumns(t *testing.T) {
 	}
 	for resource, want := range tests {
 		t.Run(resource, func(t *testing.T) {
-			url := restCfg.Host + "/apis/ai.nself.org/v1alpha1/namespaces/" + ns + "/" + resource
-			req, err := http.NewRequestWithContext(t.Context(), http.MethodGet, url, nil)
+			body, err := dc.RESTClient().Get().
+				AbsPath("/apis/ai.nself.org/v1alpha1/namespaces", ns, resource).
+				SetHeader("Accept", "application/json;as=Table;v=v1;g=meta.k8s.io").
+				DoRaw(t.Context())
 			require.NoError(t, err)
-			req.Header.Set("Accept", "application/json;as=Table;v=v1;g=meta.k8s.io")
-			resp, err := httpClient.Do(req)
-			require.NoError(t, err)
-			defer resp.Body.Close()
-			require.Equal(t, http.StatusOK, resp.StatusCode)
 			var table metav1.Table
-			require.NoError(t, json.NewDecoder(resp.Body).Decode(&table))
+			require.NoError(t, json.Unmarshal(body, &table))
 			var got []string
 			for _, c := range table.ColumnDefinitions {
 				if c.Priority == 0 {
@@ -254,8 +250,6 @@ func TestKubectlGetShowsTheDocumentedColumns(t *testing.T) {
 		})
 	}
 
-	dc, err := discovery.NewDiscoveryClientForConfig(restCfg)
-	require.NoError(t, err)
 	list, err := dc.ServerResourcesForGroupVersion("ai.nself.org/v1alpha1")
 	require.NoError(t, err)
 	shortNames := map[string][]string{}

@@ -18,6 +18,7 @@ import (
 	"net/http/httptest"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 	"unicode/utf8"
@@ -220,16 +221,28 @@ type Server struct {
 	// BaseURL is the URL as the provider's SDK writes it: URL+"/v1" for OpenAI, URL otherwise.
 	BaseURL string
 	srv     *httptest.Server
+	conns   atomic.Int64
 }
+
+// Connections returns how many TCP connections clients have opened so far; tests use it to
+// prove that keep-alive pooling reuses connections.
+func (s *Server) Connections() int64 { return s.conns.Load() }
 
 func newServer(t testing.TB, kind Kind, opts Options) *Server {
 	t.Helper()
 	f := NewFake(kind, opts)
-	hs := httptest.NewServer(f)
+	hs := httptest.NewUnstartedServer(f)
+	s := &Server{Fake: f}
+	hs.Config.ConnState = func(_ net.Conn, st http.ConnState) {
+		if st == http.StateNew {
+			s.conns.Add(1)
+		}
+	}
+	hs.Start()
 	// Cleanups run last-in first-out: release stalled handlers, then close the server.
 	t.Cleanup(hs.Close)
 	t.Cleanup(f.Close)
-	s := &Server{Fake: f, URL: hs.URL, BaseURL: hs.URL, srv: hs}
+	s.URL, s.BaseURL, s.srv = hs.URL, hs.URL, hs
 	if kind == OpenAI {
 		s.BaseURL = hs.URL + "/v1"
 	}
