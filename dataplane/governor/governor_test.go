@@ -474,3 +474,45 @@ func TestLimitsAcrossClusterSlotsRefuseWithoutReservingInTheOtherSlot(t *testing
 	require.NoError(t, err)
 	require.Equal(t, usd("0.25"), rep.Budgets[0].Reserved, "only the admitted request holds a reservation")
 }
+
+func TestBudgetReportsListSubjectsSpendAndWhoIsOver(t *testing.T) {
+	stores(t, func(t *testing.T, st store.Store, clock *storetest.FakeClock) {
+		g, _ := newGov(st, clock)
+		snap := &config.Snapshot{Budgets: []config.Budget{
+			userBudget("each-user", "0.002", config.ActionBlock),
+			{Name: "team/org", Scope: config.ScopeOrg, Subject: "o1", Action: config.ActionAlert, TimeZone: "UTC",
+				Limits: []config.BudgetLimit{{Period: config.PeriodMonthly, Limit: usd("10")}}},
+		}}
+		spend := func(user, org string, cost string) {
+			req := chatReq(user, usd(cost))
+			req.Org = org
+			d, err := g.Admit(t.Context(), snap, req)
+			require.NoError(t, err)
+			require.NoError(t, g.Settle(t.Context(), req, d.Ticket, charge(usd(cost), 1, 1)))
+		}
+		clock.Set(storetest.Start.Add(-24 * time.Hour)) // yesterday's spend is another period
+		spend("u3", "o1", "0.002")
+		clock.Set(storetest.Start)
+		spend("u1", "o1", "0.002")
+		spend("u2", "o2", "0.001")
+
+		reports, err := g.(governor.BudgetReporter).BudgetReports(t.Context(), snap)
+		require.NoError(t, err)
+		require.Len(t, reports, 2)
+		users := reports[0]
+		require.Equal(t, "team/each-user", users.Name)
+		require.Len(t, users.Statuses, 2)
+		require.Equal(t, "o1/u1", users.Statuses[0].Subject)
+		require.Equal(t, usd("0.002"), users.Statuses[0].Spent)
+		require.Equal(t, "o2/u2", users.Statuses[1].Subject)
+		require.Equal(t, usd("0.001"), users.Statuses[1].Remaining)
+		require.Equal(t, []string{"o1/u1"}, users.OverBudget)
+
+		org := reports[1]
+		require.Len(t, org.Statuses, 1)
+		require.Equal(t, "o1", org.Statuses[0].Subject)
+		require.Equal(t, usd("0.004"), org.Statuses[0].Spent, "the monthly period includes yesterday")
+		require.Empty(t, org.OverBudget)
+		require.Greater(t, org.Statuses[0].Forecast, org.Statuses[0].Spent, "spend continues at the run rate")
+	})
+}

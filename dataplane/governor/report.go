@@ -183,23 +183,7 @@ func (g *gov) Usage(ctx context.Context, snap *config.Snapshot, q Query) (*Usage
 		default:
 			cell = store.LedgerKey{Dim: store.DimTotal}
 		}
-		rate := runRate(recent[e.tag], cell, now)
-		bs := BudgetStatus{
-			Name: e.b.Name, Subject: e.subject, Period: e.l.Period, Limit: e.l.Limit,
-			Spent: money.Nanos(st.Spent), Reserved: money.Nanos(st.Reserved),
-			Remaining: max(0, e.l.Limit-money.Nanos(st.Spent+st.Reserved)), ResetsAt: e.resetsAt,
-		}
-		left := e.resetsAt.Sub(now).Hours()
-		bs.Forecast = bs.Spent + money.Nanos(math.Round(rate*left))
-		switch {
-		case bs.Remaining <= 0:
-			bs.RunsOutAt = now
-		case rate > 0:
-			at := now.Add(time.Duration(float64(bs.Remaining) / rate * float64(time.Hour)))
-			if at.Before(e.resetsAt) {
-				bs.RunsOutAt = at
-			}
-		}
+		bs := budgetStatus(e.b.Name, e.subject, e.l, e.resetsAt, st, runRate(recent[e.tag], cell, now), now)
 		rep.Budgets = append(rep.Budgets, bs)
 		if rep.Remaining == nil || bs.Remaining < *rep.Remaining {
 			r := bs.Remaining

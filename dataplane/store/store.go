@@ -57,6 +57,7 @@ const (
 	KindBudget
 )
 
+// String names the kind as the snapshot's algorithm does.
 func (k CheckKind) String() string {
 	switch k {
 	case KindTokenBucket:
@@ -175,6 +176,9 @@ const (
 	DimUserModel = "um" // key: user + [KeySep] + model
 	// DimUserProvider is keyed user + [KeySep] + provider.
 	DimUserProvider = "up"
+	// DimUserOrg is keyed user + [KeySep] + org (global ledger only): which orgs a user spent in,
+	// to find the keys of user budgets.
+	DimUserOrg = "uo"
 )
 
 // KeySep joins the parts of a composite ledger key (DimUserModel). It cannot occur in names.
@@ -270,13 +274,16 @@ func HourOf(t time.Time) time.Time { return t.UTC().Truncate(time.Hour) }
 
 // ledgerIncrements lists the cells one usage record adds to, for the org and the global ledger.
 func ledgerIncrements(u *UsageRecord, global bool) []LedgerKey {
-	keys := make([]LedgerKey, 0, 8)
+	keys := make([]LedgerKey, 0, 9)
 	keys = append(keys, LedgerKey{DimTotal, ""})
 	if u.User != "" {
 		keys = append(keys, LedgerKey{DimUser, u.User})
 	}
 	if global && u.Org != "" {
 		keys = append(keys, LedgerKey{DimOrg, u.Org})
+		if u.User != "" {
+			keys = append(keys, LedgerKey{DimUserOrg, u.User + KeySep + u.Org})
+		}
 	}
 	if u.APIKey != "" {
 		keys = append(keys, LedgerKey{DimAPIKey, u.APIKey})
