@@ -2,8 +2,10 @@ package controllers
 
 import (
 	"context"
+	"errors"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/stretchr/testify/require"
 	corev1 "k8s.io/api/core/v1"
@@ -249,4 +251,77 @@ func TestSetReadyConditionPicksTheReasonThatExcludesTheObject(t *testing.T) {
 
 	setReadyCondition(&conds, 3, []compiler.Problem{{Reason: "R", Message: strings.Repeat("x", 5000)}})
 	require.Len(t, meta.FindStatusCondition(conds, aiv1alpha1.ConditionReady).Message, maxConditionMessage)
+}
+
+// spendStub is a fixed view of the usage store for the AIBudget seam.
+type spendStub struct {
+	spend BudgetSpend
+	err   error
+}
+
+func (s spendStub) ReadSpend(context.Context, *aiv1alpha1.AIBudget) (BudgetSpend, error) {
+	return s.spend, s.err
+}
+
+func TestAIBudgetReconcilerReportsSpendFromTheUsageStore(t *testing.T) {
+	budget := &aiv1alpha1.AIBudget{
+		ObjectMeta: metav1.ObjectMeta{Namespace: "team", Name: "per-user", Generation: 1},
+		Spec:       aiv1alpha1.AIBudgetSpec{Scope: aiv1alpha1.BudgetScopeUser, Subject: "*", Daily: "1"},
+	}
+	ref := ObjectRef{Kind: compiler.KindAIBudget, Namespace: "team", Name: "per-user"}
+	req := ctrl.Request{NamespacedName: client.ObjectKeyFromObject(budget)}
+	exceeded := BudgetSpend{
+		Spent:              &aiv1alpha1.PeriodAmounts{Daily: "1.02"},
+		Remaining:          &aiv1alpha1.PeriodAmounts{Daily: "0"},
+		SubjectsOverBudget: []string{"user-1"}, SubjectsOverBudgetCount: 1,
+		Warning: true, Exceeded: true,
+	}
+
+	t.Run("an exceeded budget says so in its conditions and warns once", func(t *testing.T) {
+		c := newFakeClient(t, budget.DeepCopy())
+		results := NewResults()
+		results.Replace(map[ObjectRef]ObjectResult{ref: {Generation: 1}})
+		rec := events.NewFakeRecorder(10)
+		r := &AIBudgetReconciler{Client: c, Results: results, Trigger: NewPublishTrigger(unitNS, "s"),
+			Recorder: rec, Spend: spendStub{spend: exceeded}}
+
+		res, err := r.Reconcile(t.Context(), req)
+		require.NoError(t, err)
+		require.Equal(t, time.Minute, res.RequeueAfter, "spend changes without events: recheck on a timer")
+		got := &aiv1alpha1.AIBudget{}
+		require.NoError(t, c.Get(t.Context(), req.NamespacedName, got))
+		require.True(t, meta.IsStatusConditionTrue(got.Status.Conditions, aiv1alpha1.ConditionReady))
+		require.True(t, meta.IsStatusConditionTrue(got.Status.Conditions, aiv1alpha1.ConditionExceeded))
+		require.True(t, meta.IsStatusConditionTrue(got.Status.Conditions, aiv1alpha1.ConditionWarning))
+		require.Equal(t, aiv1alpha1.USD("1.02"), got.Status.Spent.Daily)
+		require.Equal(t, []string{"user-1"}, got.Status.SubjectsOverBudget)
+		require.NotNil(t, got.Status.LastUpdated)
+		evs := drainStrings(rec.Events)
+		require.Contains(t, evs, "Warning BudgetExceeded a subject reached a limit")
+
+		// The same figures again: no status write (LastUpdated moves only with the figures).
+		_, err = r.Reconcile(t.Context(), req)
+		require.NoError(t, err)
+		again := &aiv1alpha1.AIBudget{}
+		require.NoError(t, c.Get(t.Context(), req.NamespacedName, again))
+		require.Equal(t, got.ResourceVersion, again.ResourceVersion)
+		require.Empty(t, drainStrings(rec.Events))
+	})
+
+	t.Run("an unreachable usage store makes the spend conditions Unknown and retries", func(t *testing.T) {
+		c := newFakeClient(t, budget.DeepCopy())
+		results := NewResults()
+		results.Replace(map[ObjectRef]ObjectResult{ref: {Generation: 1}})
+		r := &AIBudgetReconciler{Client: c, Results: results, Trigger: NewPublishTrigger(unitNS, "s"),
+			Spend: spendStub{err: errors.New("redis: connection refused")}}
+
+		_, err := r.Reconcile(t.Context(), req)
+		require.ErrorContains(t, err, "failed to read spend")
+		got := &aiv1alpha1.AIBudget{}
+		require.NoError(t, c.Get(t.Context(), req.NamespacedName, got))
+		exc := meta.FindStatusCondition(got.Status.Conditions, aiv1alpha1.ConditionExceeded)
+		require.Equal(t, metav1.ConditionUnknown, exc.Status)
+		require.Equal(t, aiv1alpha1.ReasonUsageUnavailable, exc.Reason)
+		require.Zero(t, got.Status.ObservedGeneration, "a failed pass does not claim the generation")
+	})
 }

@@ -58,3 +58,10 @@ package governor
 // returns an error wrapping [ErrStoreUnavailable] (503) and counts aio_store_fail_closed_total;
 // otherwise it admits and counts aio_store_fail_open_total. An open admission still carries its
 // budgets, so Settle charges them (and the ledger) once the store answers again.
+//
+// # Optional interfaces
+//
+// The Governor from [New] also implements [BudgetReporter] (AIBudget status for the controller:
+// spend, reservations, forecast and subjects over budget, from the shared store) and
+// [ProviderLimiter] (upstream account quotas, so routing can pick another target instead of
+// sending a call that would certainly get a 429).

@@ -19,7 +19,8 @@ var ErrInvalidQuery = errors.New("invalid usage query")
 
 // Forecasting method (Usage's Forecast/RunsOutAt and Costs' Projected): a run rate over the
 // trailing 24 hours of the ledger, each hour weighted by 0.5^(age/6h) so that the last few hours
-// dominate (a half-life of six hours), the current hour counted for the fraction that has elapsed:
+// dominate (a half-life of six hours), the current hour counted for the fraction that has elapsed
+// (at least a minute):
 //
 //	rate = Σ wᵢ·costᵢ / Σ wᵢ·exposureᵢ   (nano-USD per hour)
 //
@@ -59,19 +60,15 @@ func runRate(hours []store.LedgerHour, k store.LedgerKey, now time.Time) float64
 	for i := 0; i < rateHours; i++ {
 		exposure := 1.0
 		if i == 0 {
-			exposure = now.Sub(cur).Hours()
-			if exposure <= 0 {
-				continue
-			}
+			// At least a minute, so that spend in the first instant of an hour counts at once
+			// without dividing by (nearly) zero.
+			exposure = max(now.Sub(cur).Hours(), 1.0/60)
 		}
 		den += math.Pow(0.5, float64(i)/rateHalfLife) * exposure
 	}
 	for _, h := range hours {
 		i := int(cur.Sub(h.Hour) / time.Hour)
 		if i < 0 || i >= rateHours {
-			continue
-		}
-		if i == 0 && now.Sub(cur) <= 0 {
 			continue
 		}
 		num += math.Pow(0.5, float64(i)/rateHalfLife) * float64(h.Cells[k].Cost)

@@ -76,9 +76,9 @@ type Deps struct {
 	Planner  *route.Planner
 	Guard    Guard
 	// Cache is the tenant-scoped response cache; nil disables caching.
-	Cache *cache.Cache
-	Metrics  *metrics.Metrics
-	Log      *slog.Logger
+	Cache   *cache.Cache
+	Metrics *metrics.Metrics
+	Log     *slog.Logger
 	// SettleTimeout bounds a settle; it runs on a context detached from the client.
 	SettleTimeout time.Duration
 	// DefaultMaxOutput is reserved when neither the request nor the model caps the output.

@@ -3,6 +3,7 @@ package handlers
 import (
 	"context"
 	"fmt"
+	"strconv"
 	"strings"
 	"unicode"
 
@@ -91,6 +92,7 @@ func (s *Service) summarize(ctx context.Context, rt *runtime.Runtime, in *Summar
 			Messages:  summaryPrompt(text, in.MaxWords, in.Style, combine),
 			MaxTokens: outTokens,
 			Identity:  in.Identity,
+			Extra:     map[string]string{"maxWords": strconv.Itoa(in.MaxWords), "style": in.Style, "combine": strconv.FormatBool(combine)},
 		})
 		if err != nil {
 			return "", err

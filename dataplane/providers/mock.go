@@ -121,18 +121,16 @@ type mockStream struct {
 
 	mu     sync.Mutex
 	i      int
-	closed bool
-	done   bool
+	closed atomic.Bool // not under mu: Close must not wait for a Recv that is sleeping
 }
 
 func (s *mockStream) Recv() (string, error) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	if s.closed {
+	if s.closed.Load() {
 		return "", &Error{Kind: KindConnection, Provider: s.name, Message: "stream closed"}
 	}
 	if s.i >= len(s.chunks) {
-		s.done = true
 		return "", io.EOF
 	}
 	if err := wait(s.ctx, s.delay); err != nil {
@@ -151,9 +149,7 @@ func (s *mockStream) Recv() (string, error) {
 func (s *mockStream) Usage() (Usage, bool) { return s.usage, true }
 
 func (s *mockStream) Close() error {
-	s.mu.Lock()
-	s.closed = true
-	s.mu.Unlock()
+	s.closed.Store(true)
 	return nil
 }
 

@@ -92,6 +92,8 @@ type harness struct {
 	Gov      *recordingGovernor
 	Upstream *providertest.Server
 	client   *http.Client
+	// Stop shuts the server down gracefully (as SIGTERM does) and returns Serve's error.
+	Stop func() error
 }
 
 type harnessOpts struct {
@@ -100,13 +102,18 @@ type harnessOpts struct {
 	gov      governor.Governor
 	noGuard  bool
 	clock    store.Clock
+	// logs receives the server's JSON logs (default: discarded).
+	logs io.Writer
 }
 
 func newHarness(t testing.TB, o harnessOpts) *harness {
 	t.Helper()
 	up := providertest.NewOpenAI(t, o.upstream)
 	m := metrics.New()
-	log := slog.New(slog.NewJSONHandler(io.Discard, nil))
+	if o.logs == nil {
+		o.logs = io.Discard
+	}
+	log := slog.New(slog.NewJSONHandler(o.logs, &slog.HandlerOptions{Level: slog.LevelDebug}))
 	holder := runtime.NewHolder(runtime.Options{NewProvider: providers.New, HTTPClient: providers.NewHTTPClient(0)}, m, log)
 	require.NoError(t, holder.Apply(testSnapshot(t, up.BaseURL, o.mutate...)))
 	st := store.NewMemory(store.MemoryOptions{Clock: o.clock})
@@ -133,12 +140,15 @@ func newHarness(t testing.TB, o harnessOpts) *harness {
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error, 1)
 	go func() { done <- srv.Serve(ctx, ln) }()
-	t.Cleanup(func() {
-		cancel()
-		require.NoError(t, <-done)
-	})
+	var once sync.Once
+	var serveErr error
+	stop := func() error {
+		once.Do(func() { cancel(); serveErr = <-done })
+		return serveErr
+	}
+	t.Cleanup(func() { require.NoError(t, stop()) })
 	return &harness{t: t, URL: "http://" + ln.Addr().String(), Server: srv, Holder: holder, Metrics: m, Gov: gov,
-		Upstream: up, client: &http.Client{Timeout: 30 * time.Second}}
+		Upstream: up, client: &http.Client{Timeout: 30 * time.Second}, Stop: stop}
 }
 
 // do sends a request with the given bearer key ("" = none) and returns status, headers, body.

@@ -4,8 +4,10 @@ import (
 	"bufio"
 	"bytes"
 	"encoding/json"
+	"io"
 	"net/http"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -120,9 +122,9 @@ func TestChatErrorsFollowTheContract(t *testing.T) {
 		"malformed JSON is a 400": {key: adminKey, body: "{", status: 400, code: "invalid_request"},
 		"a missing userId is a 400": {key: adminKey, body: map[string]any{"messages": []map[string]string{{"role": "user", "content": "x"}}},
 			status: 400, code: "invalid_request"},
-		"empty messages are a 400":   {key: adminKey, body: map[string]any{"userId": "u", "messages": []any{}}, status: 400, code: "invalid_request"},
-		"an unknown role is a 400":   {key: adminKey, body: map[string]any{"userId": "u", "messages": []map[string]string{{"role": "wizard", "content": "x"}}}, status: 400, code: "invalid_request"},
-		"an unknown model is a 404":  {key: adminKey, body: chatBody("no-such-model", "x"), status: 404, code: "model_not_found"},
+		"empty messages are a 400":       {key: adminKey, body: map[string]any{"userId": "u", "messages": []any{}}, status: 400, code: "invalid_request"},
+		"an unknown role is a 400":       {key: adminKey, body: map[string]any{"userId": "u", "messages": []map[string]string{{"role": "wizard", "content": "x"}}}, status: 400, code: "invalid_request"},
+		"an unknown model is a 404":      {key: adminKey, body: chatBody("no-such-model", "x"), status: 404, code: "model_not_found"},
 		"a body over the limit is a 413": {key: adminKey, body: chatBody("gpt-4o-mini", strings.Repeat("x", 70<<10)), status: 413, code: "request_too_large"},
 		"an app key acting for another org is a 403": {key: appKey,
 			body: map[string]any{"userId": "u", "orgId": "globex", "messages": []map[string]string{{"role": "user", "content": "x"}}}, status: 403, code: "forbidden"},
@@ -410,4 +412,72 @@ func TestNotFoundAndMethodNotAllowedUseTheErrorBody(t *testing.T) {
 	code, _, body = h.do("GET", "/api/ai/chat", adminKey, nil)
 	require.Equal(t, http.StatusMethodNotAllowed, code)
 	errorBody(t, body)
+}
+
+func TestShutdownLetsAnInFlightStreamFinishAndRefusesNewConnections(t *testing.T) {
+	h := newHarness(t, harnessOpts{upstream: providertest.Options{
+		Reply: "slow words keep coming until the end", ChunkDelay: 40 * time.Millisecond,
+	}})
+	body := chatBody("gpt-4o-mini", "talk")
+	body["stream"] = true
+	b, _ := json.Marshal(body)
+	req, err := http.NewRequestWithContext(t.Context(), "POST", h.URL+"/api/ai/chat", bytes.NewReader(b))
+	require.NoError(t, err)
+	req.Header.Set("Authorization", "Bearer "+adminKey)
+	resp, err := http.DefaultClient.Do(req)
+	require.NoError(t, err)
+	defer resp.Body.Close()
+	br := bufio.NewReader(resp.Body)
+	first, err := br.ReadString('\n')
+	require.NoError(t, err)
+	require.Equal(t, "event: delta\n", first)
+
+	stopped := make(chan error, 1)
+	go func() { stopped <- h.Stop() }()
+	rest, err := io.ReadAll(br)
+	require.NoError(t, err, "the stream is not cut by the shutdown")
+	events := readSSE(t, rest)
+	require.Equal(t, "done", events[len(events)-1].Event)
+	require.NoError(t, <-stopped)
+	require.Len(t, h.Gov.settles(), 1)
+
+	_, err = http.Get(h.URL + "/healthz")
+	require.Error(t, err, "the listener is closed after shutdown")
+}
+
+// syncBuffer is a bytes.Buffer safe for the server's concurrent log writes.
+type syncBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (s *syncBuffer) Write(p []byte) (int, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.Write(p)
+}
+
+func (s *syncBuffer) String() string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.String()
+}
+
+func TestLogsNeverContainPromptsCompletionsOrKeys(t *testing.T) {
+	var logs syncBuffer
+	h := newHarness(t, harnessOpts{logs: &logs, upstream: providertest.Options{Reply: "COMPLETION-MARKER-93"}})
+	for _, stream := range []bool{false, true} {
+		b := chatBody("gpt-4o-mini", "PROMPT-MARKER-17")
+		b["stream"] = stream
+		code, _, _ := h.do("POST", "/api/ai/chat", adminKey, b)
+		require.Equal(t, http.StatusOK, code)
+	}
+	code, _, _ := h.do("POST", "/api/ai/chat", "KEY-MARKER-55", chatBody("gpt-4o-mini", "PROMPT-MARKER-17"))
+	require.Equal(t, http.StatusUnauthorized, code)
+	out := logs.String()
+	require.Contains(t, out, `"route":"/api/ai/chat"`, "requests are logged")
+	require.Contains(t, out, `"request_id"`)
+	for _, secret := range []string{"PROMPT-MARKER-17", "COMPLETION-MARKER-93", "KEY-MARKER-55", adminKey, providertest.DefaultAPIKey} {
+		require.NotContains(t, out, secret)
+	}
 }
