@@ -109,7 +109,7 @@ func (r *AIBudgetReconciler) Reconcile(ctx context.Context, req ctrl.Request) (_
 
 func (r *AIBudgetReconciler) reconcile(b *aiv1alpha1.AIBudget) bool {
 	res, ok := r.Results.Get(ObjectRef{Kind: compiler.KindAIBudget, Namespace: b.Namespace, Name: b.Name})
-	if !ok || res.Generation != b.Generation {
+	if !ok || res.UID != b.UID || res.Generation != b.Generation {
 		setPendingCondition(&b.Status.Conditions, b.Generation)
 		r.Trigger.Publish()
 		return false

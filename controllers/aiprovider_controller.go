@@ -79,7 +79,7 @@ func (r *AIProviderReconciler) Reconcile(ctx context.Context, req ctrl.Request) 
 // reconcile sets the status from the publisher's verdict for this generation, or asks for one.
 func (r *AIProviderReconciler) reconcile(p *aiv1alpha1.AIProvider) bool {
 	res, ok := r.Results.Get(ObjectRef{Kind: compiler.KindAIProvider, Namespace: p.Namespace, Name: p.Name})
-	if !ok || res.Generation != p.Generation {
+	if !ok || res.UID != p.UID || res.Generation != p.Generation {
 		setPendingCondition(&p.Status.Conditions, p.Generation)
 		r.Trigger.Publish()
 		return false

@@ -74,7 +74,7 @@ func (r *AIRoutePolicyReconciler) Reconcile(ctx context.Context, req ctrl.Reques
 
 func (r *AIRoutePolicyReconciler) reconcile(rp *aiv1alpha1.AIRoutePolicy) bool {
 	res, ok := r.Results.Get(ObjectRef{Kind: compiler.KindAIRoutePolicy, Namespace: rp.Namespace, Name: rp.Name})
-	if !ok || res.Generation != rp.Generation {
+	if !ok || res.UID != rp.UID || res.Generation != rp.Generation {
 		setPendingCondition(&rp.Status.Conditions, rp.Generation)
 		r.Trigger.Publish()
 		return false

@@ -103,6 +103,10 @@ func TestAIProviderReconcilerReportsThePublishersVerdict(t *testing.T) {
 			result:     &ObjectResult{Generation: 1, Count: 1},
 			wantStatus: metav1.ConditionUnknown, wantReason: aiv1alpha1.ReasonPending, wantPublish: true,
 		},
+		"a verdict about an earlier object of the same name is not trusted": {
+			result:     &ObjectResult{UID: "deleted-one", Generation: 2, Count: 1},
+			wantStatus: metav1.ConditionUnknown, wantReason: aiv1alpha1.ReasonPending, wantPublish: true,
+		},
 		"a clean verdict makes it Ready with its model count": {
 			result:     &ObjectResult{Generation: 2, Count: 1},
 			wantStatus: metav1.ConditionTrue, wantReason: aiv1alpha1.ReasonReady, wantObsGen: 2, wantModels: 1,

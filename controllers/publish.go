@@ -188,20 +188,20 @@ func (r *SnapshotPublisher) distribute(ctx context.Context, in compiler.Input, r
 	for i := range in.Providers {
 		o := &in.Providers[i]
 		ref := ObjectRef{Kind: compiler.KindAIProvider, Namespace: o.Namespace, Name: o.Name}
-		next[ref] = ObjectResult{Generation: o.Generation, Problems: res.ProblemsFor(ref.Kind, ref.Namespace, ref.Name),
+		next[ref] = ObjectResult{UID: o.UID, Generation: o.Generation, Problems: res.ProblemsFor(ref.Kind, ref.Namespace, ref.Name),
 			Count: models[objectKey(o.Namespace, o.Name)]}
 		objects[ref] = o
 	}
 	for i := range in.Budgets {
 		o := &in.Budgets[i]
 		ref := ObjectRef{Kind: compiler.KindAIBudget, Namespace: o.Namespace, Name: o.Name}
-		next[ref] = ObjectResult{Generation: o.Generation, Problems: res.ProblemsFor(ref.Kind, ref.Namespace, ref.Name)}
+		next[ref] = ObjectResult{UID: o.UID, Generation: o.Generation, Problems: res.ProblemsFor(ref.Kind, ref.Namespace, ref.Name)}
 		objects[ref] = o
 	}
 	for i := range in.Routes {
 		o := &in.Routes[i]
 		ref := ObjectRef{Kind: compiler.KindAIRoutePolicy, Namespace: o.Namespace, Name: o.Name}
-		next[ref] = ObjectResult{Generation: o.Generation, Problems: res.ProblemsFor(ref.Kind, ref.Namespace, ref.Name),
+		next[ref] = ObjectResult{UID: o.UID, Generation: o.Generation, Problems: res.ProblemsFor(ref.Kind, ref.Namespace, ref.Name),
 			Count: targets[objectKey(o.Namespace, o.Name)]}
 		objects[ref] = o
 	}
@@ -211,7 +211,7 @@ func (r *SnapshotPublisher) distribute(ctx context.Context, in compiler.Input, r
 			continue
 		}
 		ref := ObjectRef{Kind: compiler.KindSecret, Namespace: o.Namespace, Name: o.Name}
-		next[ref] = ObjectResult{Generation: o.Generation, Problems: res.ProblemsFor(ref.Kind, ref.Namespace, ref.Name)}
+		next[ref] = ObjectResult{UID: o.UID, Generation: o.Generation, Problems: res.ProblemsFor(ref.Kind, ref.Namespace, ref.Name)}
 		objects[ref] = o
 	}
 

@@ -6,6 +6,8 @@ import (
 	"slices"
 	"sync"
 
+	"k8s.io/apimachinery/pkg/types"
+
 	"github.com/nself-org/ai-orchestration/internal/compiler"
 )
 
@@ -17,6 +19,9 @@ type ObjectRef struct {
 
 // ObjectResult is what the last published compilation said about one object.
 type ObjectResult struct {
+	// UID identifies the compiled object, so that a verdict about a deleted object is never
+	// applied to a new one of the same name.
+	UID types.UID
 	// Generation is the object's metadata.generation that was compiled; a reconciler only trusts
 	// a result whose generation equals the object's (otherwise the spec changed since).
 	Generation int64
@@ -65,5 +70,5 @@ func (r *Results) Replace(next map[ObjectRef]ObjectResult) []ObjectRef {
 }
 
 func sameResult(a, b ObjectResult) bool {
-	return a.Generation == b.Generation && a.Count == b.Count && slices.Equal(a.Problems, b.Problems)
+	return a.UID == b.UID && a.Generation == b.Generation && a.Count == b.Count && slices.Equal(a.Problems, b.Problems)
 }
