@@ -103,6 +103,16 @@ type RouteInfo struct {
 	Path   string
 }
 
+// FromGin converts a Gin engine's route list (engine.Routes()) for [Undescribed] and
+// [Unregistered].
+func FromGin(routes gin.RoutesInfo) []RouteInfo {
+	out := make([]RouteInfo, 0, len(routes))
+	for _, r := range routes {
+		out = append(out, RouteInfo{Method: r.Method, Path: r.Path})
+	}
+	return out
+}
+
 // Undescribed returns "METHOD /path" for every route in routes that the document does not
 // describe, sorted; empty means the document covers the route table. HEAD routes are ignored
 // when GET is described (Gin may register HEAD alongside GET).

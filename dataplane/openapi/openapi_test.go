@@ -260,6 +260,7 @@ func TestRepliesThatBreakTheContractAreRejected(t *testing.T) {
 		{"an undescribed status", edit("chat.json", func(r *recording) { r.Status = 418 }), "418"},
 		{"an undescribed path", edit("chat.json", func(r *recording) { r.Path = "/api/ai/nope" }), "not described"},
 		{"a reply without X-Request-ID", edit("chat.json", func(r *recording) { delete(r.Headers, "x-request-id") }), "X-Request-ID"},
+		{"a served reply without X-AI-Provider", edit("embed.json", func(r *recording) { delete(r.Headers, "x-ai-provider") }), "X-AI-Provider"},
 		{"an X-AI-Cache that is neither hit nor miss", edit("chat.json", func(r *recording) { r.Headers["x-ai-cache"] = "maybe" }), "X-AI-Cache"},
 		{"a non-numeric X-RateLimit-Remaining", edit("chat.json", func(r *recording) { r.Headers["x-ratelimit-remaining"] = "lots" }), "X-RateLimit-Remaining"},
 		{"a stream event with an undescribed name", edit("chat-stream.json", setBody("event: surprise\ndata: {}\n\n")), "surprise"},
@@ -318,6 +319,15 @@ func TestUndescribedReportsRoutesMissingFromTheDocument(t *testing.T) {
 			require.Equal(t, tc.want, openapi.Undescribed(tc.routes))
 		})
 	}
+}
+
+func TestFromGinReadsAnEnginesRouteTable(t *testing.T) {
+	gin.SetMode(gin.TestMode)
+	e := gin.New()
+	e.GET(openapi.Path, openapi.Handler())
+	e.PUT("/api/ai/budgets/:scope/:subject", func(*gin.Context) {})
+	e.POST("/api/ai/undocumented", func(*gin.Context) {})
+	require.Equal(t, []string{"POST /api/ai/undocumented"}, openapi.Undescribed(openapi.FromGin(e.Routes())))
 }
 
 func TestUnregisteredReportsDescribedOperationsTheServerLacks(t *testing.T) {
