@@ -157,7 +157,7 @@ func (h *Handlers) Chat(c *gin.Context) {
 // failure after the first byte is sent as `event: error` with the standard error body.
 func (h *Handlers) streamAPI(c *gin.Context, st *ChatStream) {
 	served(c, st.Provider(), 0, st.Cached(), st.RateLimit())
-	c.Writer.Header().Del("X-AI-Cost") // known only at the end: it is in the done event
+	costTrailer(c)
 	sseHeaders(c)
 	var streamErr error
 	gone := false
@@ -179,6 +179,7 @@ func (h *Handlers) streamAPI(c *gin.Context, st *ChatStream) {
 		}
 	}
 	res := st.Finish()
+	c.Writer.Header().Set("X-AI-Cost", usd(res.Cost).String())
 	if gone {
 		return
 	}

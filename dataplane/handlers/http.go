@@ -122,6 +122,14 @@ func (u usd) MarshalJSON() ([]byte, error) { return []byte(u.String()), nil }
 // abort maps err and writes it.
 func abort(c *gin.Context, err error) { apierror.AbortErr(c, err) }
 
+// costTrailer announces X-AI-Cost as an HTTP trailer: a stream's cost is known only once it
+// ends (it is also in the final event), so it follows the body.
+func costTrailer(c *gin.Context) {
+	h := c.Writer.Header()
+	h.Del("X-AI-Cost")
+	h.Set("Trailer", "X-AI-Cost")
+}
+
 // sseHeaders starts an event stream.
 func sseHeaders(c *gin.Context) {
 	h := c.Writer.Header()

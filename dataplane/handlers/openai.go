@@ -264,7 +264,7 @@ func (h *Handlers) ChatCompletions(c *gin.Context) {
 // chunk with empty choices and the usage.
 func (h *Handlers) streamOpenAI(c *gin.Context, st *ChatStream, includeUsage bool) {
 	served(c, st.Provider(), 0, st.Cached(), st.RateLimit())
-	c.Writer.Header().Del("X-AI-Cost")
+	costTrailer(c)
 	sseHeaders(c)
 	chunk := OAChunk{ID: "chatcmpl-" + newID("chat"), Object: "chat.completion.chunk", Created: time.Now().Unix(), Model: st.Model()}
 	var buf bytes.Buffer
@@ -293,6 +293,7 @@ func (h *Handlers) streamOpenAI(c *gin.Context, st *ChatStream, includeUsage boo
 		}
 	}
 	res := st.Finish()
+	c.Writer.Header().Set("X-AI-Cost", usd(res.Cost).String())
 	if gone {
 		return
 	}

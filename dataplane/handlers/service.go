@@ -124,7 +124,7 @@ const DefaultOrg = "default"
 // reserve asks the governor to admit c, reserving its worst case: c.prompt tokens at each
 // target's input price plus the output cap at its output price, the dearest target counting.
 // A budget in downgrade mode re-resolves the request to the cheaper model.
-func (s *Service) reserve(ctx context.Context, c *call, endpoint, model string, id governor.Identity, maxOut int64) error {
+func (s *Service) reserve(ctx context.Context, c *call, endpoint string, id governor.Identity, maxOut int64) error {
 	var worst money.Nanos
 	var estimated int64
 	for _, t := range c.plan.Targets {
@@ -271,7 +271,7 @@ func (s *Service) prepareChat(ctx context.Context, rt *runtime.Runtime, in *Chat
 	model := c.plan.Targets[0].Model
 	msgs := optimize(c.res.Route.PromptOptimization, in.Messages, model)
 	c.prompt = tokens.CountMessages(model, msgs)
-	if err := s.reserve(ctx, c, in.Endpoint, in.Model, in.Identity, in.MaxTokens); err != nil {
+	if err := s.reserve(ctx, c, in.Endpoint, in.Identity, in.MaxTokens); err != nil {
 		return nil, nil, nil, err
 	}
 	if s.d.Guard != nil {
@@ -623,7 +623,7 @@ func (s *Service) Embed(ctx context.Context, rt *runtime.Runtime, in *EmbedInput
 	for _, t := range in.Input {
 		c.prompt += tokens.Count(c.plan.Targets[0].Model, t)
 	}
-	if err := s.reserve(ctx, c, route.EndpointEmbed, in.Model, in.Identity, 0); err != nil {
+	if err := s.reserve(ctx, c, route.EndpointEmbed, in.Identity, 0); err != nil {
 		return nil, err
 	}
 	input := in.Input

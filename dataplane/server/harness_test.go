@@ -180,6 +180,9 @@ func (h *harness) do(method, path, key string, body any, hdr ...string) (int, ht
 	defer resp.Body.Close()
 	out, err := io.ReadAll(resp.Body)
 	require.NoError(h.t, err)
+	for k, v := range resp.Trailer { // streams send X-AI-Cost as a trailer
+		resp.Header[k] = v
+	}
 	return resp.StatusCode, resp.Header, out
 }
 

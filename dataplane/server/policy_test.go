@@ -128,3 +128,37 @@ func TestACachedReplyIsFreeSaysCachedAndStaysWithinItsTenant(t *testing.T) {
 	require.Equal(t, "miss", hdr.Get("X-AI-Cache"), "another org never receives acme's cached reply")
 	require.Len(t, h.Upstream.Requests(), 2)
 }
+
+func TestABudgetInDowngradeModeSendsTheRequestToTheCheaperModel(t *testing.T) {
+	h := newHarness(t, harnessOpts{mutate: []func(*config.Snapshot){func(s *config.Snapshot) {
+		s.Budgets = []config.Budget{{Name: "default/per-user", Scope: config.ScopeUser, Subject: config.AnySubject,
+			Limits: []config.BudgetLimit{{Period: config.PeriodDaily, Limit: money.MustParseUSD("0.000000001")}},
+			Action: config.ActionDowngrade, DowngradeTo: "tiny-window", TimeZone: "UTC"}}
+	}}})
+	code, hdr, body := h.do("POST", "/api/ai/chat", adminKey, chatBody("gpt-4o-mini", "x"))
+	require.Equal(t, http.StatusOK, code, string(body))
+	require.Equal(t, "default/mock", hdr.Get("X-AI-Provider"))
+	var r struct{ Model string }
+	require.NoError(t, json.Unmarshal(body, &r))
+	require.Equal(t, "tiny-window", r.Model)
+	require.Empty(t, h.Upstream.Requests(), "the expensive upstream was not called")
+}
+
+func TestAnInvalidJSONReplyIsRetriedOnceThenRefusedAndBothCallsAreCharged(t *testing.T) {
+	h := newHarness(t, harnessOpts{upstream: providertest.Options{Reply: "this is not JSON", PromptTokens: 10, CompletionTokens: 10}})
+	b := chatBody("gpt-4o-mini", "give me json")
+	b["responseFormat"] = "json"
+	code, _, body := h.do("POST", "/api/ai/chat", adminKey, b)
+	require.Equal(t, http.StatusUnprocessableEntity, code, string(body))
+	_, c := errorBody(t, body)
+	require.Equal(t, "content_blocked", c)
+	require.Len(t, h.Upstream.Requests(), 2, "one retry with the validation error fed back")
+	s := h.Gov.settles()
+	require.Len(t, s, 1)
+	require.Equal(t, int64(20), s[0].Charge.Usage.PromptTokens, "both calls were billed by the provider")
+	require.Positive(t, s[0].Charge.Cost)
+
+	h.Upstream.SetOptions(providertest.Options{Reply: `{"ok":true}`})
+	code, _, body = h.do("POST", "/api/ai/chat", adminKey, b)
+	require.Equal(t, http.StatusOK, code, string(body))
+}

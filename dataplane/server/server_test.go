@@ -237,6 +237,7 @@ func TestStreamedChatSendsDeltasThenOneDoneEvent(t *testing.T) {
 	require.Equal(t, "one two three", done.Content)
 	require.Equal(t, int64(13), done.Usage.TotalTokens)
 	require.InDelta(t, 10*0.15e-6+3*0.60e-6, done.Cost, 1e-12)
+	require.Equal(t, "0.0000033", hdr.Get("X-AI-Cost"), "the cost follows the stream as a trailer")
 	s := h.Gov.settles()
 	require.Len(t, s, 1)
 	require.False(t, s[0].Charge.Estimated)

@@ -30,7 +30,7 @@ func TestBudgetNeverOverspendsWhenRequestsRaceAcrossReplicas(t *testing.T) {
 		replicas int
 		redisDB  int // 0: the embedded in-memory store
 	}{
-		"three replicas on one Redis serve exactly the budget": {replicas: 3, redisDB: 1},
+		"three replicas on one Redis serve exactly the budget":         {replicas: 3, redisDB: 1},
 		"one process on the in-memory store serves exactly the budget": {replicas: 1},
 	}
 	for name, tc := range cases {

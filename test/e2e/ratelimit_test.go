@@ -45,11 +45,13 @@ func TestRateLimitIsExactAcrossReplicas(t *testing.T) {
 			require.NoError(t, firstTransportError(replies))
 
 			served, limited := 0, 0
+			servedBy := make([]int, len(rs))
 			minRA, maxRA := 1<<30, 0
 			for i, r := range replies {
 				switch r.Status {
 				case http.StatusOK:
 					served++
+					servedBy[i%len(rs)]++
 				case http.StatusTooManyRequests:
 					limited++
 					require.Equal(t, "rate_limited", r.ErrCode, "request %d: %s", i, r.Body)
@@ -62,8 +64,8 @@ func TestRateLimitIsExactAcrossReplicas(t *testing.T) {
 					t.Fatalf("request %d: unexpected %d %s", i, r.Status, r.Body)
 				}
 			}
-			t.Logf("%s: %d requests for one user over 3 replicas: %d served, %d × 429 rate_limited, Retry-After %d..%d s",
-				tc.algorithm, n, served, limited, minRA, maxRA)
+			t.Logf("%s: %d requests for one user over 3 replicas: %d served (per replica %v), %d × 429 rate_limited, Retry-After %d..%d s",
+				tc.algorithm, n, served, servedBy, limited, minRA, maxRA)
 			require.Equal(t, 100, served)
 			require.Equal(t, 900, limited)
 		})
