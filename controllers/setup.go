@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"time"
 
 	corev1 "k8s.io/api/core/v1"
 	ctrl "sigs.k8s.io/controller-runtime"
@@ -24,8 +25,10 @@ type Options struct {
 	Namespace string
 	// SnapshotName is the name of the snapshot Secret; default [snapshotsecret.DefaultName].
 	SnapshotName string
-	// Spend is the usage store's view of budgets; nil until the store is wired in.
+	// Spend is the usage store's view of budgets; nil leaves AIBudget status without spend.
 	Spend BudgetSpendReader
+	// SpendInterval is how often each AIBudget's spend is re-read; zero means one minute.
+	SpendInterval time.Duration
 }
 
 // verdictBuffer sizes the publisher → kind channels; a publish blocks only when a kind's
@@ -101,7 +104,7 @@ func Setup(ctx context.Context, mgr ctrl.Manager, opts Options) (*Controllers, e
 	}
 	c.Budgets = &AIBudgetReconciler{
 		Client: mgr.GetClient(), Results: results, Trigger: trigger, Verdicts: budgets,
-		Recorder: mgr.GetEventRecorder("aibudget-controller"), Spend: opts.Spend,
+		Recorder: mgr.GetEventRecorder("aibudget-controller"), Spend: opts.Spend, SpendInterval: opts.SpendInterval,
 	}
 	if err := c.Budgets.SetupWithManager(mgr); err != nil {
 		return nil, fmt.Errorf("failed to set up the AIBudget controller: %w", err)

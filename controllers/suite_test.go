@@ -144,7 +144,12 @@ func runWithManager(m *testing.M) (int, error) {
 	if err != nil {
 		return 0, fmt.Errorf("failed to create the manager: %w", err)
 	}
-	ctrls, err = controllers.Setup(ctx, mgr, controllers.Options{Namespace: operatorNS})
+	spend, closeSpend, err := startSpendReader(ctx, mgr)
+	if err != nil {
+		return 0, err
+	}
+	defer func() { _ = closeSpend() }()
+	ctrls, err = controllers.Setup(ctx, mgr, controllers.Options{Namespace: operatorNS, Spend: spend, SpendInterval: spendInterval})
 	if err != nil {
 		return 0, err
 	}

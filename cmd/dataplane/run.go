@@ -12,8 +12,12 @@ import (
 	"strings"
 	"time"
 
+	k8sruntime "k8s.io/apimachinery/pkg/runtime"
 	"k8s.io/client-go/kubernetes"
 	"k8s.io/client-go/rest"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+
+	aiv1alpha1 "github.com/nself-org/ai-orchestration/api/v1alpha1"
 
 	"github.com/nself-org/ai-orchestration/dataplane/cache"
 	"github.com/nself-org/ai-orchestration/dataplane/config"
@@ -26,6 +30,7 @@ import (
 	"github.com/nself-org/ai-orchestration/dataplane/runtime"
 	"github.com/nself-org/ai-orchestration/dataplane/server"
 	"github.com/nself-org/ai-orchestration/dataplane/store"
+	"github.com/nself-org/ai-orchestration/internal/budgetwriter"
 	"github.com/nself-org/ai-orchestration/internal/compiler"
 	"github.com/nself-org/ai-orchestration/internal/snapshotsecret"
 )
@@ -43,6 +48,10 @@ type Settings struct {
 	PollInterval    time.Duration
 }
 
+// DefaultShutdownTimeout stays below Kubernetes' default 30 s termination grace period, so the
+// drain finishes (and streams are settled) before the kubelet's SIGKILL.
+const DefaultShutdownTimeout = 25 * time.Second
+
 // DefaultSnapshotSecret is the name of the Secret the operator publishes the snapshot in.
 const DefaultSnapshotSecret = "ai-orchestration-snapshot"
 
@@ -54,9 +63,11 @@ func parseFlags(args []string, stderr io.Writer) (Settings, error) {
 	fs.StringVar(&s.Addr, "addr", server.DefaultAddr, "listen address")
 	fs.StringVar(&s.RedisURL, "redis-url", "", "redis://host:port/db of the shared limit/budget store; empty = embedded in-memory store (one replica)")
 	fs.StringVar(&s.SnapshotSecret, "snapshot-secret", DefaultSnapshotSecret, "cluster: name of the snapshot Secret to watch")
+	fs.StringVar(&s.SnapshotSecret, "snapshot-name", DefaultSnapshotSecret, "alias of --snapshot-secret")
 	fs.StringVar(&s.Namespace, "namespace", "", "cluster: namespace of the snapshot Secret (default: POD_NAMESPACE or the service account's)")
+	fs.StringVar(&s.Namespace, "snapshot-namespace", "", "alias of --namespace")
 	fs.StringVar(&s.LogLevel, "log-level", "info", "debug, info, warn or error")
-	fs.DurationVar(&s.ShutdownTimeout, "shutdown-timeout", server.DefaultShutdownTimeout, "how long in-flight requests and streams may finish after SIGTERM")
+	fs.DurationVar(&s.ShutdownTimeout, "shutdown-timeout", DefaultShutdownTimeout, "how long in-flight requests and streams may finish after SIGTERM")
 	fs.Int64Var(&s.MaxBodyBytes, "max-body-bytes", server.DefaultMaxBodyBytes, "largest request body accepted (413 above)")
 	fs.DurationVar(&s.PollInterval, "poll-interval", 500*time.Millisecond, "standalone: how often the manifest folder is checked for changes")
 	if err := fs.Parse(args); err != nil {
@@ -105,47 +116,53 @@ func serve(ctx context.Context, s Settings, ln net.Listener, log *slog.Logger) e
 	defer func() { _ = st.Close() }()
 
 	holder := runtime.NewHolder(runtime.Options{NewProvider: providers.New, HTTPClient: providers.NewHTTPClient(0)}, m, log)
+	gov := governor.New(st, governor.Options{Logger: log, Registerer: m.Registry})
 	svc := handlers.NewService(handlers.Deps{
-		Governor: governor.New(st, governor.Options{Logger: log, Registerer: m.Registry}),
+		Governor: gov,
 		Planner:  route.NewPlanner(route.NewHealth(route.HealthOptions{}), route.PlannerOptions{}),
 		Guard:    handlers.NewGuard(guard.NewEngine(guard.Options{})),
 		Cache:    cache.New(st.Cache(), cache.Options{Logger: log}),
 		Metrics:  m,
 		Log:      log,
 	})
-	srv := server.New(server.Config{Addr: s.Addr, MaxBodyBytes: s.MaxBodyBytes, ShutdownTimeout: s.ShutdownTimeout},
-		handlers.New(svc, holder, m), holder, m, log)
+	h := handlers.New(svc, holder, m)
 
 	// The config source runs until ctx ends; the server keeps serving the last good snapshot
-	// whatever the source does.
-	srcCtx, stopSource := context.WithCancel(ctx)
-	defer stopSource()
-	srcDone := make(chan struct{})
+	// whatever the source does. Budgets set through the API are written where the source reads
+	// (manifest files in the folder, or AIBudgets through the API server), so there is one truth.
+	var source func(ctx context.Context)
 	switch {
 	case s.Manifests != "":
 		if _, err := os.Stat(s.Manifests); err != nil {
 			_ = ln.Close()
 			return fmt.Errorf("failed to open --manifests folder: %w", err)
 		}
-		go func() {
-			defer close(srcDone)
-			holder.WatchDir(srcCtx, s.Manifests, s.PollInterval, LoadManifests)
-		}()
+		h.Budgets = handlers.NewBudgetHandlers(budgetwriter.NewFiles(s.Manifests), gov, holder)
+		source = func(ctx context.Context) { holder.WatchDir(ctx, s.Manifests, s.PollInterval, LoadManifests) }
 	default:
-		cs, ns, err := clusterClient(s.Namespace)
+		cs, cl, ns, err := clusterClient(s.Namespace)
 		if err != nil {
 			_ = ln.Close()
 			return fmt.Errorf("no --manifests folder and not in a cluster: %w", err)
 		}
-		go func() {
-			defer close(srcDone)
-			err := snapshotsecret.Watch(srcCtx, cs, ns, s.SnapshotSecret,
+		h.Budgets = handlers.NewBudgetHandlers(budgetwriter.NewCluster(cl, ns), gov, holder)
+		source = func(ctx context.Context) {
+			err := snapshotsecret.Watch(ctx, cs, ns, s.SnapshotSecret,
 				func(snap *config.Snapshot) { _ = holder.Apply(snap) }, holder.Fail)
 			if err != nil {
 				holder.Fail(err)
 			}
-		}()
+		}
 	}
+	srv := server.New(server.Config{Addr: s.Addr, MaxBodyBytes: s.MaxBodyBytes, ShutdownTimeout: s.ShutdownTimeout},
+		h, holder, m, log)
+	srcCtx, stopSource := context.WithCancel(ctx)
+	defer stopSource()
+	srcDone := make(chan struct{})
+	go func() {
+		defer close(srcDone)
+		source(srcCtx)
+	}()
 	err := srv.Serve(ctx, ln)
 	stopSource()
 	<-srcDone
@@ -170,14 +187,24 @@ func LoadManifests(dir string) (*config.Snapshot, []string, error) {
 
 const serviceAccountNamespace = "/var/run/secrets/kubernetes.io/serviceaccount/namespace"
 
-func clusterClient(ns string) (kubernetes.Interface, string, error) {
+// clusterClient returns a clientset (for the snapshot Secret watch), a controller-runtime
+// client that knows our kinds (for budgets written through the API) and the namespace.
+func clusterClient(ns string) (kubernetes.Interface, client.Client, string, error) {
 	cfg, err := rest.InClusterConfig()
 	if err != nil {
-		return nil, "", fmt.Errorf("failed to load in-cluster config: %w", err)
+		return nil, nil, "", fmt.Errorf("failed to load in-cluster config: %w", err)
 	}
 	cs, err := kubernetes.NewForConfig(cfg)
 	if err != nil {
-		return nil, "", fmt.Errorf("failed to build the Kubernetes client: %w", err)
+		return nil, nil, "", fmt.Errorf("failed to build the Kubernetes client: %w", err)
+	}
+	scheme := k8sruntime.NewScheme()
+	if err := aiv1alpha1.AddToScheme(scheme); err != nil {
+		return nil, nil, "", fmt.Errorf("failed to register the API types: %w", err)
+	}
+	cl, err := client.New(cfg, client.Options{Scheme: scheme})
+	if err != nil {
+		return nil, nil, "", fmt.Errorf("failed to build the API client: %w", err)
 	}
 	if ns == "" {
 		ns = os.Getenv("POD_NAMESPACE")
@@ -185,9 +212,9 @@ func clusterClient(ns string) (kubernetes.Interface, string, error) {
 	if ns == "" {
 		b, err := os.ReadFile(serviceAccountNamespace)
 		if err != nil {
-			return nil, "", errors.New("no --namespace, POD_NAMESPACE or service-account namespace")
+			return nil, nil, "", errors.New("no --namespace, POD_NAMESPACE or service-account namespace")
 		}
 		ns = strings.TrimSpace(string(b))
 	}
-	return cs, ns, nil
+	return cs, cl, ns, nil
 }

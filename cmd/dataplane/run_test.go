@@ -133,7 +133,9 @@ func TestAChangedManifestIsServedWithinTwoSecondsUnderLoadAndABrokenOneChangesNo
 	require.Eventually(t, func() bool { return last.Load() == "v2" }, 2*time.Second, 10*time.Millisecond)
 	t.Logf("manifest change served after %s", time.Since(changed).Round(time.Millisecond))
 
-	require.NoError(t, os.WriteFile(filepath.Join(dir, "route-default.yaml"), []byte("kind: AIRoutePolicy\nspec: [unclosed\n"), 0o600))
+	tmp := filepath.Join(dir, ".route.tmp")
+	require.NoError(t, os.WriteFile(tmp, []byte("kind: AIRoutePolicy\nspec: [unclosed\n"), 0o600))
+	require.NoError(t, os.Rename(tmp, filepath.Join(dir, "route-default.yaml")))
 	readyz := func() (ready bool, lastError string) {
 		resp, err := http.Get(url + "/readyz")
 		require.NoError(t, err)

@@ -9,6 +9,7 @@ import (
 	"os"
 	"time"
 
+	"github.com/redis/go-redis/v9"
 	"k8s.io/apimachinery/pkg/runtime"
 	utilruntime "k8s.io/apimachinery/pkg/util/runtime"
 	clientgoscheme "k8s.io/client-go/kubernetes/scheme"
@@ -21,6 +22,8 @@ import (
 
 	aiv1alpha1 "github.com/nself-org/ai-orchestration/api/v1alpha1"
 	"github.com/nself-org/ai-orchestration/controllers"
+	"github.com/nself-org/ai-orchestration/dataplane/governor"
+	"github.com/nself-org/ai-orchestration/dataplane/store"
 	"github.com/nself-org/ai-orchestration/internal/snapshotsecret"
 )
 
@@ -36,6 +39,10 @@ type Settings struct {
 	LeaderElectionNS string
 	Namespace        string
 	SnapshotName     string
+	// RedisURL is the shared usage store of the data planes; empty = no spend in AIBudget status.
+	RedisURL string
+	// BudgetStatusInterval is how often each AIBudget's spend is re-read from RedisURL.
+	BudgetStatusInterval time.Duration
 }
 
 // parseFlags reads args into Settings and configures the zap logger flags.
@@ -49,6 +56,11 @@ func parseFlags(args []string) (Settings, *zap.Options, error) {
 		"Namespace of the snapshot Secret and the leader-election Lease (the operator's own).")
 	fs.StringVar(&s.SnapshotName, "snapshot-name", snapshotsecret.DefaultName,
 		"Name of the snapshot Secret; parts are <name>-1, <name>-2, …")
+	fs.StringVar(&s.RedisURL, "redis-url", "",
+		"redis://host:port/db of the store the data planes share (their --redis-url), read for AIBudget spend, forecast and "+
+			"Warning/Exceeded; empty = budgets show only Ready.")
+	fs.DurationVar(&s.BudgetStatusInterval, "budget-status-interval", 30*time.Second,
+		"How often each AIBudget's spend is re-read from --redis-url.")
 	opts := &zap.Options{}
 	opts.BindFlags(fs)
 	if err := fs.Parse(args); err != nil {
@@ -59,6 +71,9 @@ func parseFlags(args []string) (Settings, *zap.Options, error) {
 	}
 	if s.Namespace == "" || s.SnapshotName == "" {
 		return s, nil, errors.New("--namespace and --snapshot-name must not be empty")
+	}
+	if s.BudgetStatusInterval < time.Second {
+		return s, nil, fmt.Errorf("--budget-status-interval must be at least 1s, got %s", s.BudgetStatusInterval)
 	}
 	return s, opts, nil
 }
@@ -108,13 +123,44 @@ func RunWithConfig(ctx context.Context, cfg *rest.Config, s Settings) error {
 	if err := mgr.AddReadyzCheck("readyz", healthz.Ping); err != nil {
 		return fmt.Errorf("failed to add the ready check: %w", err)
 	}
-	if _, err := controllers.Setup(ctx, mgr, controllers.Options{Namespace: s.Namespace, SnapshotName: s.SnapshotName}); err != nil {
+	copts := controllers.Options{Namespace: s.Namespace, SnapshotName: s.SnapshotName, SpendInterval: s.BudgetStatusInterval}
+	if s.RedisURL != "" {
+		st, rc, err := spendStore(s.RedisURL)
+		if err != nil {
+			return err
+		}
+		defer func() { _ = rc.Close() }()
+		reporter, ok := governor.New(st, governor.Options{}).(governor.BudgetReporter)
+		if !ok {
+			return errors.New("failed to set up budget status: the governor does not report budgets")
+		}
+		copts.Spend = controllers.NewGovernorSpend(reporter, mgr.GetClient(), s.BudgetStatusInterval/2)
+	}
+	if _, err := controllers.Setup(ctx, mgr, copts); err != nil {
 		return err
 	}
 	ctrl.Log.WithName("manager").Info("starting", "namespace", s.Namespace, "snapshot", s.SnapshotName,
-		"leaderElection", s.LeaderElect)
+		"leaderElection", s.LeaderElect, "budgetSpend", s.RedisURL != "", "budgetStatusInterval", s.BudgetStatusInterval)
 	if err := mgr.Start(ctx); err != nil {
 		return fmt.Errorf("failed to run the manager: %w", err)
 	}
 	return nil
+}
+
+// spendStore opens the data planes' Redis for reading budget spend. Unlike the data plane it does
+// not require the server to answer at start: the manager has other work, and a store that is down
+// shows as Warning/Exceeded Unknown (reason UsageUnavailable) until it answers. A URL that does
+// not parse is a configuration error and stops the manager.
+func spendStore(url string) (*store.Redis, *redis.Client, error) {
+	o, err := redis.ParseURL(url)
+	if err != nil {
+		return nil, nil, fmt.Errorf("failed to parse --redis-url: %w", err)
+	}
+	// Fail fast on a down server (the governor also bounds each read); the next pass retries.
+	o.DialTimeout, o.ReadTimeout, o.WriteTimeout = time.Second, 2*time.Second, 2*time.Second
+	o.ContextTimeoutEnabled = true
+	o.DialerRetries, o.DialerRetryTimeout = 1, 10*time.Millisecond
+	o.PoolSize = 4 // one status refresh at a time, and a few commands per refresh
+	c := redis.NewClient(o)
+	return store.NewRedis(c, store.RedisOptions{}), c, nil
 }

@@ -2,6 +2,7 @@ package main
 
 import (
 	"testing"
+	"time"
 
 	"github.com/stretchr/testify/require"
 
@@ -16,15 +17,19 @@ func TestParseFlags(t *testing.T) {
 		wantErr string
 	}{
 		"defaults run in the default namespace without leader election": {
-			want: Settings{MetricsAddr: ":8080", ProbeAddr: ":8081", Namespace: defaultNamespace, SnapshotName: snapshotsecret.DefaultName},
+			want: Settings{MetricsAddr: ":8080", ProbeAddr: ":8081", Namespace: defaultNamespace, SnapshotName: snapshotsecret.DefaultName,
+				BudgetStatusInterval: 30 * time.Second},
 		},
 		"the pod namespace from the downward API is the default namespace": {
-			env:  "ops",
-			want: Settings{MetricsAddr: ":8080", ProbeAddr: ":8081", Namespace: "ops", SnapshotName: snapshotsecret.DefaultName},
+			env: "ops",
+			want: Settings{MetricsAddr: ":8080", ProbeAddr: ":8081", Namespace: "ops", SnapshotName: snapshotsecret.DefaultName,
+				BudgetStatusInterval: 30 * time.Second},
 		},
 		"flags override every default": {
-			args: []string{"--leader-elect", "--namespace=ai", "--snapshot-name=snap", "--metrics-bind-address=0", "--health-probe-bind-address=:9"},
-			want: Settings{MetricsAddr: "0", ProbeAddr: ":9", LeaderElect: true, Namespace: "ai", SnapshotName: "snap"},
+			args: []string{"--leader-elect", "--namespace=ai", "--snapshot-name=snap", "--metrics-bind-address=0", "--health-probe-bind-address=:9",
+				"--redis-url=redis://127.0.0.1:6379/0", "--budget-status-interval=5s"},
+			want: Settings{MetricsAddr: "0", ProbeAddr: ":9", LeaderElect: true, Namespace: "ai", SnapshotName: "snap",
+				RedisURL: "redis://127.0.0.1:6379/0", BudgetStatusInterval: 5 * time.Second},
 		},
 		"an unknown flag is an error": {
 			args: []string{"--nope"}, wantErr: "failed to parse flags",
@@ -34,6 +39,9 @@ func TestParseFlags(t *testing.T) {
 		},
 		"an empty snapshot name is an error": {
 			args: []string{"--snapshot-name="}, wantErr: "must not be empty",
+		},
+		"a budget status interval below a second is an error": {
+			args: []string{"--budget-status-interval=10ms"}, wantErr: "must be at least 1s",
 		},
 	} {
 		t.Run(name, func(t *testing.T) {
@@ -47,6 +55,20 @@ func TestParseFlags(t *testing.T) {
 			require.Equal(t, tc.want, got)
 		})
 	}
+}
+
+func TestSpendStoreRefusesAURLThatDoesNotParse(t *testing.T) {
+	_, _, err := spendStore("http://not-redis")
+	require.ErrorContains(t, err, "failed to parse --redis-url")
+}
+
+func TestSpendStoreDoesNotNeedTheServerAtStart(t *testing.T) {
+	// Port 1 on loopback refuses connections: the store is built, and reads fail (UsageUnavailable).
+	st, c, err := spendStore("redis://127.0.0.1:1/0")
+	require.NoError(t, err)
+	defer func() { require.NoError(t, c.Close()) }()
+	_, err = st.Budgets(t.Context(), []string{"k"})
+	require.Error(t, err)
 }
 
 func TestRunRefusesBadFlagsBeforeConnecting(t *testing.T) {

@@ -9,7 +9,9 @@ import (
 	"io"
 	"net/http"
 	"slices"
+	"strings"
 	"time"
+	"unicode"
 
 	"github.com/gin-gonic/gin"
 
@@ -91,6 +93,7 @@ var (
 // validator's own text (the compiler's, or the API server's as kubectl shows it).
 type BudgetInvalidError struct{ Message string }
 
+// Error returns the validator's message unchanged.
 func (e *BudgetInvalidError) Error() string { return e.Message }
 
 // BudgetConflictError is a refusal to touch a GitOps-owned budget; it matches
@@ -100,6 +103,7 @@ type BudgetConflictError struct {
 	Name string
 }
 
+// Error says which budget GitOps owns and where to change it.
 func (e *BudgetConflictError) Error() string {
 	return fmt.Sprintf("budget %s is managed by GitOps (not labelled ai.nself.org/managed-by=api); change it in its manifest", e.Name)
 }
@@ -230,6 +234,10 @@ func pathTarget(c *gin.Context) (scope, subject string, ok bool) {
 	}
 	if subject == "" {
 		apierror.Abort(c, apierror.BadRequest(`subject is required: one user, org or API key id, or "*" for every subject separately`))
+		return "", "", false
+	}
+	if strings.IndexFunc(subject, unicode.IsControl) >= 0 {
+		apierror.Abort(c, apierror.BadRequest("subject must not contain control characters"))
 		return "", "", false
 	}
 	if scope == "global" && subject != config.AnySubject {

@@ -149,6 +149,9 @@ func newBudgetFixture(t *testing.T, bh func(*handlers.BudgetHandlers) *handlers.
 	}
 	gin.SetMode(gin.ReleaseMode)
 	e := gin.New()
+	// API-key subjects are "namespace/name": routing on the raw path lets a client send the
+	// slash as %2F inside the {subject} segment (the server sets the same).
+	e.UseRawPath = true
 	e.Use(middleware.NewRequestLog(log, m))
 	api := e.Group("/api/ai", middleware.NewRuntime(holder), middleware.NewAuth())
 	api.GET("/budgets", h.ListBudgets)
@@ -207,6 +210,8 @@ func TestBudgetsAPIAnswersWithTheContractStatusCodeAndShape(t *testing.T) {
 			body: `{"daily": "1"}`, status: 400, code: "invalid_request", contains: "is not one of user, org, apiKey, global"},
 		"a global budget takes subject *": {method: "PUT", path: "/api/ai/budgets/global/acme", token: budgetAdminToken,
 			body: `{"daily": "1"}`, status: 400, code: "invalid_request"},
+		"a subject with a line break is refused": {method: "PUT", path: "/api/ai/budgets/user/a%0Akind:%20Secret", token: budgetAdminToken,
+			body: `{"daily": "1"}`, status: 400, code: "invalid_request", contains: "control characters"},
 		"a misspelt field is refused, not ignored": {method: "PUT", path: "/api/ai/budgets/user/u", token: budgetAdminToken,
 			body: `{"dialy": "1"}`, status: 400, code: "invalid_request", contains: "dialy"},
 		"malformed JSON is 400": {method: "PUT", path: "/api/ai/budgets/user/u", token: budgetAdminToken,
@@ -269,6 +274,16 @@ func TestBudgetsAPIPassesAmountsThroughExactlyAsSent(t *testing.T) {
 			require.Equal(t, "acme", f.admin.lastPut.Subject)
 		})
 	}
+}
+
+func TestBudgetsAPIAcceptsAnAPIKeySubjectWithAnEscapedSlash(t *testing.T) {
+	f := newBudgetFixture(t, nil)
+	w := f.do(t, "PUT", "/api/ai/budgets/apiKey/default%2Fapp-key", budgetAdminToken, `{"daily": "1"}`)
+	require.Equal(t, http.StatusCreated, w.Code, w.Body.String())
+	require.Equal(t, "default/app-key", f.admin.lastPut.Subject)
+	w = f.do(t, "GET", "/api/ai/budgets/apiKey/default%2Fapp-key", budgetAdminToken, "")
+	require.Equal(t, http.StatusOK, w.Code, w.Body.String())
+	require.Contains(t, w.Body.String(), `"subject":"default/app-key"`)
 }
 
 func TestBudgetsAPIReplacesWith200AndDeletesWith204(t *testing.T) {

@@ -70,7 +70,8 @@ type InvalidOutputError struct {
 
 func (e *InvalidOutputError) Error() string { return "output validation failed: " + e.Reason }
 
-// Deps are the service's collaborators. Governor and Planner are required.
+// Deps are the service's collaborators. Governor is required; a nil Planner gets a fresh one
+// (pass one Planner for the process so that breaker state outlives snapshots).
 type Deps struct {
 	Governor governor.Governor
 	Planner  *route.Planner

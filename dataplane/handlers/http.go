@@ -28,6 +28,8 @@ type Handlers struct {
 	// Draining, when it returns true, makes /readyz fail so that load balancers stop sending
 	// new requests while in-flight ones finish.
 	Draining func() bool
+	// Budgets serves /api/ai/budgets; nil answers 503 (see [BudgetHandlers]).
+	Budgets *BudgetHandlers
 }
 
 // New returns the handlers over svc; holder backs /readyz and m serves /metrics.
@@ -75,6 +77,14 @@ func bindJSON(c *gin.Context, v any) bool {
 		}
 		apierror.Abort(c, apierror.BadRequest("invalid JSON body: %s", err.Error()))
 		return false
+	}
+	// Read to the end (bounded by the body limit): it lifts the body read deadline, and the
+	// server notices a client hang-up only once the body is consumed.
+	if _, err := io.Copy(io.Discard, c.Request.Body); err != nil {
+		if limit, ok := middleware.IsBodyTooLarge(err); ok {
+			apierror.Abort(c, middleware.TooLarge(limit))
+			return false
+		}
 	}
 	return true
 }

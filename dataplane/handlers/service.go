@@ -27,7 +27,7 @@ import (
 // Service runs the request path shared by every AI endpoint of both APIs.
 type Service struct{ d Deps }
 
-// NewService fills defaults in d and returns the service.
+// NewService fills defaults in d and returns the service. d.Governor is required.
 func NewService(d Deps) *Service {
 	if d.Log == nil {
 		d.Log = slog.Default()
@@ -40,6 +40,9 @@ func NewService(d Deps) *Service {
 	}
 	if d.Now == nil {
 		d.Now = time.Now
+	}
+	if d.Planner == nil {
+		d.Planner = route.NewPlanner(route.NewHealth(route.HealthOptions{}), route.PlannerOptions{})
 	}
 	return &Service{d: d}
 }

@@ -130,6 +130,12 @@ func writeJSON(t testing.TB, dir string, v any) {
 	t.Helper()
 	b, err := json.Marshal(v)
 	require.NoError(t, err)
+	writeRaw(t, dir, b)
+}
+
+// writeRaw replaces snapshot.json atomically, so the watcher never sees a half-written file.
+func writeRaw(t testing.TB, dir string, b []byte) {
+	t.Helper()
 	tmp := filepath.Join(dir, ".tmp")
 	require.NoError(t, os.WriteFile(tmp, b, 0o600))
 	require.NoError(t, os.Rename(tmp, filepath.Join(dir, "snapshot.json")))
@@ -156,7 +162,7 @@ func TestWatchDirReloadsChangedManifestsAndKeepsServingOnBrokenOnes(t *testing.T
 	writeJSON(t, dir, snapshot(t, "v2"))
 	require.Eventually(t, func() bool { return reply() == "v2" }, 2*time.Second, 5*time.Millisecond)
 
-	require.NoError(t, os.WriteFile(filepath.Join(dir, "snapshot.json"), []byte("{not json"), 0o600))
+	writeRaw(t, dir, []byte("{not json"))
 	require.Eventually(t, func() bool { return h.Status().LastError != "" }, 2*time.Second, 5*time.Millisecond)
 	require.Equal(t, "v2", reply(), "a broken manifest leaves the last good config serving")
 	require.Equal(t, 1.0, testutil.ToFloat64(m.ConfigLoadErrors))

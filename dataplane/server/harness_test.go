@@ -104,6 +104,8 @@ type harnessOpts struct {
 	clock    store.Clock
 	// logs receives the server's JSON logs (default: discarded).
 	logs io.Writer
+	// readTimeout is the server's body read timeout (default: the server's).
+	readTimeout time.Duration
 }
 
 func newHarness(t testing.TB, o harnessOpts) *harness {
@@ -134,7 +136,7 @@ func newHarness(t testing.TB, o harnessOpts) *harness {
 		Metrics:  m,
 		Log:      log,
 	})
-	srv := server.New(server.Config{MaxBodyBytes: 64 << 10}, handlers.New(svc, holder, m), holder, m, log)
+	srv := server.New(server.Config{MaxBodyBytes: 64 << 10, ReadTimeout: o.readTimeout}, handlers.New(svc, holder, m), holder, m, log)
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	require.NoError(t, err)
 	ctx, cancel := context.WithCancel(context.Background())

@@ -39,8 +39,10 @@ type Config struct {
 	Addr              string
 	MaxBodyBytes      int64
 	ReadHeaderTimeout time.Duration
-	ReadTimeout       time.Duration
-	IdleTimeout       time.Duration
+	// ReadTimeout bounds reading one request (headers and body). It does not cut streams:
+	// net/http lifts the read deadline once the body is consumed (handlers read it to the end).
+	ReadTimeout time.Duration
+	IdleTimeout time.Duration
 	// ShutdownTimeout is how long in-flight requests and streams may take to finish after
 	// SIGTERM before connections are closed.
 	ShutdownTimeout time.Duration
@@ -99,6 +101,10 @@ func Routes(h *handlers.Handlers) []Route {
 		{http.MethodPost, "/api/ai/summarize", true, h.Summarize},
 		{http.MethodGet, "/api/ai/usage", true, h.Usage},
 		{http.MethodGet, "/api/ai/costs", true, h.Costs},
+		{http.MethodGet, "/api/ai/budgets", true, h.Budgets.ListBudgets},
+		{http.MethodGet, "/api/ai/budgets/:scope/:subject", true, h.Budgets.GetBudget},
+		{http.MethodPut, "/api/ai/budgets/:scope/:subject", true, h.Budgets.PutBudget},
+		{http.MethodDelete, "/api/ai/budgets/:scope/:subject", true, h.Budgets.DeleteBudget},
 
 		{http.MethodPost, "/v1/chat/completions", true, h.ChatCompletions},
 		{http.MethodPost, "/v1/embeddings", true, h.Embeddings},

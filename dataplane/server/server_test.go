@@ -482,3 +482,18 @@ func TestLogsNeverContainPromptsCompletionsOrKeys(t *testing.T) {
 		require.NotContains(t, out, secret)
 	}
 }
+
+func TestAStreamLongerThanTheReadTimeoutIsNotCut(t *testing.T) {
+	h := newHarness(t, harnessOpts{
+		readTimeout: 150 * time.Millisecond,
+		upstream:    providertest.Options{Reply: "one two three four five six", ChunkDelay: 80 * time.Millisecond},
+	})
+	body := chatBody("gpt-4o-mini", "slow")
+	body["stream"] = true
+	code, _, raw := h.do("POST", "/api/ai/chat", adminKey, body)
+	require.Equal(t, http.StatusOK, code)
+	events := readSSE(t, raw)
+	last := events[len(events)-1]
+	require.Equal(t, "done", last.Event, "the stream ran ~500 ms, past the 150 ms body read timeout")
+	require.Contains(t, last.Data, "one two three four five six")
+}

@@ -6,7 +6,9 @@ import (
 	"fmt"
 
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	k8sruntime "k8s.io/apimachinery/pkg/runtime"
 	"k8s.io/apimachinery/pkg/types"
+	"k8s.io/client-go/rest"
 	"k8s.io/client-go/util/retry"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
@@ -29,6 +31,21 @@ type Cluster struct {
 
 // NewCluster returns the cluster writer writing into namespace ns.
 func NewCluster(c client.Client, ns string) *Cluster { return &Cluster{Client: c, Namespace: ns} }
+
+// NewClusterFromConfig builds an uncached client for AIBudgets from cfg (rest.InClusterConfig in
+// the data plane) and returns the cluster writer over it. Uncached: the API is used rarely, and a
+// cache would mean a cluster-wide AIBudget informer in every replica.
+func NewClusterFromConfig(cfg *rest.Config, ns string) (*Cluster, error) {
+	scheme := k8sruntime.NewScheme()
+	if err := aiv1alpha1.AddToScheme(scheme); err != nil {
+		return nil, fmt.Errorf("failed to register the AIBudget kind: %w", err)
+	}
+	c, err := client.New(cfg, client.Options{Scheme: scheme})
+	if err != nil {
+		return nil, fmt.Errorf("failed to build the AIBudget client: %w", err)
+	}
+	return NewCluster(c, ns), nil
+}
 
 func (c *Cluster) ns() string {
 	if c.Namespace == "" {

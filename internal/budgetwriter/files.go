@@ -80,7 +80,7 @@ func (f *Files) Put(_ context.Context, spec handlers.BudgetSpec) (handlers.Budge
 	path := filepath.Join(f.Dir, FileName(spec.Scope, spec.Subject))
 	_, statErr := os.Stat(path)
 	created := errors.Is(statErr, fs.ErrNotExist)
-	data, err := manifest(b, spec)
+	data, err := manifest(b)
 	if err != nil {
 		return handlers.BudgetView{}, false, err
 	}
@@ -153,7 +153,7 @@ type fileBudget struct {
 	Spec aiv1alpha1.AIBudgetSpec `json:"spec"`
 }
 
-func manifest(b *aiv1alpha1.AIBudget, spec handlers.BudgetSpec) ([]byte, error) {
+func manifest(b *aiv1alpha1.AIBudget) ([]byte, error) {
 	var fb fileBudget
 	fb.APIVersion, fb.Kind = b.APIVersion, b.Kind
 	fb.Metadata.Name, fb.Metadata.Namespace, fb.Metadata.Labels = b.Name, b.Namespace, b.Labels
@@ -162,9 +162,11 @@ func manifest(b *aiv1alpha1.AIBudget, spec handlers.BudgetSpec) ([]byte, error) 
 	if err != nil {
 		return nil, fmt.Errorf("failed to encode the AIBudget: %w", err)
 	}
-	head := fmt.Sprintf("# Written by the data plane's budgets API (PUT /api/ai/budgets/%s/%s); the next PUT\n"+
-		"# replaces this file. To hand the budget over to Git, remove the %s label.\n",
-		spec.Scope, spec.Subject, LabelManagedBy)
+	// The comment names no caller-supplied text: a subject is arbitrary and must not be able to
+	// break out of the comment into the manifest.
+	head := fmt.Sprintf("# Written by the data plane's budgets API (PUT /api/ai/budgets); the next PUT for this\n"+
+		"# scope and subject replaces this file. To hand the budget over to Git, remove the %s label.\n",
+		LabelManagedBy)
 	return append([]byte(head), y...), nil
 }
 

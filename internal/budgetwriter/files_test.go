@@ -189,9 +189,10 @@ func TestFilesWriterListsTheBudgetsThatApplyToASubject(t *testing.T) {
 		return out
 	}
 	globalName := "default/" + budgetwriter.ObjectName("global", "*")
-	require.Equal(t, []string{"default/api-org-acme", "default/api-user-alice", "default/api-user-bob", globalName, "default/per-user"}, names("", ""))
+	require.Equal(t, []string{globalName, "default/api-org-acme", "default/api-user-alice", "default/api-user-bob", "default/per-user"}, names("", ""))
 	require.Equal(t, []string{"default/api-user-alice", "default/per-user"}, names("user", "alice"))
-	require.Equal(t, []string{"default/api-org-acme", "default/api-user-alice", globalName, "default/per-user"}, names("", "alice")[:0:0], "placeholder")
+	require.Equal(t, []string{globalName, "default/api-user-alice", "default/per-user"}, names("", "alice"), "global and every-user budgets apply to alice too")
+	require.Equal(t, []string{"default/api-org-acme"}, names("org", "acme"))
 }
 
 func TestObjectNameIsAUniqueDNSName(t *testing.T) {
@@ -220,4 +221,16 @@ func TestObjectNameIsAUniqueDNSName(t *testing.T) {
 	}
 	require.Len(t, seen, len(cases), "no two subjects share a name")
 	require.NotEqual(t, budgetwriter.ObjectName("user", "User-1"), budgetwriter.ObjectName("user", "user-1"))
+}
+
+func TestFilesWriterCannotBeMadeToWriteAnotherObject(t *testing.T) {
+	dir := t.TempDir()
+	subject := "x\"\n---\napiVersion: v1\nkind: Secret\nmetadata: {name: evil}\n# "
+	_, _, err := budgetwriter.NewFiles(dir).Put(t.Context(), handlers.BudgetSpec{Scope: "user", Subject: subject, Daily: "1"})
+	require.NoError(t, err)
+	in, err := compiler.LoadDir(dir)
+	require.NoError(t, err)
+	require.Empty(t, in.Secrets)
+	require.Len(t, in.Budgets, 1)
+	require.Equal(t, subject, in.Budgets[0].Spec.Subject)
 }

@@ -54,6 +54,7 @@ func TestMain(m *testing.M) {
 	code := m.Run()
 	if ownRedis != nil {
 		ownRedis.kill()
+		_ = os.RemoveAll(ownRedis.dir)
 	}
 	_ = os.RemoveAll(dir)
 	os.Exit(code)
@@ -86,7 +87,9 @@ func redisDB(t *testing.T, db int) string {
 	u, err := url.Parse(sharedRedisURL)
 	require.NoError(t, err)
 	u.Path = "/" + strconv.Itoa(db)
-	c := redis.NewClient(&redis.Options{Addr: u.Host, DB: db})
+	o, err := redis.ParseURL(u.String())
+	require.NoError(t, err)
+	c := redis.NewClient(o)
 	defer func() { _ = c.Close() }()
 	require.NoError(t, c.FlushDB(t.Context()).Err(), "failed to flush database %d of %s", db, u.Host)
 	return u.String()
@@ -108,6 +111,7 @@ func launchRedis(port int, dir string) (*redisServer, error) {
 	r.cmd = exec.Command("redis-server", "--bind", "127.0.0.1", "--port", strconv.Itoa(port), "--dir", dir,
 		"--save", "", "--appendonly", "no", "--daemonize", "no", "--loglevel", "warning",
 		"--logfile", filepath.Join(dir, "redis.log"))
+	r.cmd.SysProcAttr = dieWithTheTest()
 	if err := r.cmd.Start(); err != nil {
 		return nil, fmt.Errorf("failed to start redis-server: %w", err)
 	}
@@ -224,6 +228,7 @@ func launchReplica(t *testing.T, name string, o replicaOptions) *replica {
 	require.NoError(t, err)
 	r.cmd = exec.Command(dataplaneBin, args...)
 	r.cmd.Stdout, r.cmd.Stderr = logf, logf
+	r.cmd.SysProcAttr = dieWithTheTest()
 	require.NoError(t, r.cmd.Start())
 	go func() { _ = r.cmd.Wait(); _ = logf.Close(); close(r.done) }()
 	t.Cleanup(func() {
@@ -661,4 +666,29 @@ func warmUp(t *testing.T, c *client, rs []*replica, model string) {
 		require.NoError(t, rep.TransportEr)
 		require.Equal(t, http.StatusOK, rep.Status, "warm-up request to %s: %s", r.name, rep.Body)
 	}
+}
+
+// floodBounded is [flood] with at most inFlight requests in flight (0: all at once).
+func floodBounded(ctx context.Context, c *client, reqs []chatRequest, key string, pick func(i int) string, inFlight int) []chatReply {
+	if inFlight <= 0 {
+		return flood(ctx, c, reqs, key, pick)
+	}
+	out := make([]chatReply, len(reqs))
+	jobs := make(chan int)
+	var wg sync.WaitGroup
+	for range inFlight {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for i := range jobs {
+				out[i] = c.chat(ctx, pick(i), key, reqs[i])
+			}
+		}()
+	}
+	for i := range reqs {
+		jobs <- i
+	}
+	close(jobs)
+	wg.Wait()
+	return out
 }

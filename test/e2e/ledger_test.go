@@ -36,7 +36,7 @@ func TestLedgerTotalsEqualTheSumOfServedCosts(t *testing.T) {
 	words := strings.Fields(strings.Repeat("the quick brown fox jumps over the lazy dog while prices tick ", 40))
 
 	const n = 10_000
-	const workers = 24
+	const workers = 16
 	replies := make([]chatReply, n)
 	reqs := make([]chatRequest, n)
 	for i := range reqs {
