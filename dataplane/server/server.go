@@ -30,6 +30,7 @@ import (
 	"github.com/nself-org/ai-orchestration/dataplane/apierror"
 	"github.com/nself-org/ai-orchestration/dataplane/handlers"
 	"github.com/nself-org/ai-orchestration/dataplane/metrics"
+	"github.com/nself-org/ai-orchestration/dataplane/openapi"
 	"github.com/nself-org/ai-orchestration/dataplane/middleware"
 	"github.com/nself-org/ai-orchestration/dataplane/runtime"
 )
@@ -101,6 +102,7 @@ func Routes(h *handlers.Handlers) []Route {
 		{http.MethodPost, "/api/ai/summarize", true, h.Summarize},
 		{http.MethodGet, "/api/ai/usage", true, h.Usage},
 		{http.MethodGet, "/api/ai/costs", true, h.Costs},
+		{http.MethodGet, openapi.Path, true, openapi.Handler()},
 		{http.MethodGet, "/api/ai/budgets", true, h.Budgets.ListBudgets},
 		{http.MethodGet, "/api/ai/budgets/:scope/:subject", true, h.Budgets.GetBudget},
 		{http.MethodPut, "/api/ai/budgets/:scope/:subject", true, h.Budgets.PutBudget},
@@ -137,6 +139,9 @@ func New(cfg Config, h *handlers.Handlers, holder *runtime.Holder, m *metrics.Me
 
 	e := s.engine
 	e.HandleMethodNotAllowed = true
+	// apiKey budget subjects are "namespace/name" and travel as %2F inside {subject}; match on
+	// the raw path so that they stay one segment.
+	e.UseRawPath = true
 	e.ContextWithFallback = true
 	e.Use(middleware.NewRecovery(log), middleware.NewRequestLog(log, m), middleware.NewBodyLimit(cfg.MaxBodyBytes))
 	snap, auth := middleware.NewRuntime(holder), middleware.NewAuth()
