@@ -15,6 +15,7 @@ import (
 	k8sruntime "k8s.io/apimachinery/pkg/runtime"
 	"k8s.io/client-go/kubernetes"
 	"k8s.io/client-go/rest"
+	"k8s.io/client-go/tools/clientcmd"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	aiv1alpha1 "github.com/nself-org/ai-orchestration/api/v1alpha1"
@@ -32,6 +33,7 @@ import (
 	"github.com/nself-org/ai-orchestration/dataplane/store"
 	"github.com/nself-org/ai-orchestration/internal/budgetwriter"
 	"github.com/nself-org/ai-orchestration/internal/compiler"
+	"github.com/nself-org/ai-orchestration/internal/seedenv"
 	"github.com/nself-org/ai-orchestration/internal/snapshotsecret"
 )
 
@@ -46,6 +48,12 @@ type Settings struct {
 	ShutdownTimeout time.Duration
 	MaxBodyBytes    int64
 	PollInterval    time.Duration
+	// Kubeconfig selects a cluster outside the pod (tests, local runs); empty = in-cluster config.
+	Kubeconfig string
+	// seed holds the objects built from the seed's environment variables, when they are used.
+	seed *compiler.Input
+	// addrSet is true when --addr was given, so AI_ORCHESTRATION_PORT does not override it.
+	addrSet bool
 }
 
 // DefaultShutdownTimeout stays below Kubernetes' default 30 s termination grace period, so the
@@ -70,9 +78,11 @@ func parseFlags(args []string, stderr io.Writer) (Settings, error) {
 	fs.DurationVar(&s.ShutdownTimeout, "shutdown-timeout", DefaultShutdownTimeout, "how long in-flight requests and streams may finish after SIGTERM")
 	fs.Int64Var(&s.MaxBodyBytes, "max-body-bytes", server.DefaultMaxBodyBytes, "largest request body accepted (413 above)")
 	fs.DurationVar(&s.PollInterval, "poll-interval", 500*time.Millisecond, "standalone: how often the manifest folder is checked for changes")
+	fs.StringVar(&s.Kubeconfig, "kubeconfig", "", "cluster: kubeconfig file (default: in-cluster config)")
 	if err := fs.Parse(args); err != nil {
 		return s, err
 	}
+	fs.Visit(func(f *flag.Flag) { s.addrSet = s.addrSet || f.Name == "addr" })
 	if fs.NArg() > 0 {
 		return s, fmt.Errorf("unexpected arguments: %s", strings.Join(fs.Args(), " "))
 	}
@@ -82,10 +92,29 @@ func parseFlags(args []string, stderr io.Writer) (Settings, error) {
 // Run starts the data plane with args (without the program name) and serves until ctx ends,
 // then drains in-flight requests. Standalone (--manifests) it compiles the folder itself; in a
 // cluster it watches the snapshot Secret with the pod's service account.
+//
+// With no --manifests and any of the seed's AI_* environment variables set, it builds providers,
+// a default route and budgets from them (see internal/seedenv). `dataplane manifests` prints
+// those objects as YAML, to move them to custom resources.
 func Run(ctx context.Context, args []string) error {
+	if len(args) > 0 && args[0] == "manifests" {
+		return printManifests(args[1:], os.Getenv, os.Stdout, os.Stderr)
+	}
 	s, err := parseFlags(args, os.Stderr)
 	if err != nil {
 		return err
+	}
+	if s.Manifests == "" {
+		in, present, err := seedenv.FromEnv(os.Getenv)
+		if err != nil {
+			return err
+		}
+		if present {
+			s.seed = &in
+			if !s.addrSet {
+				s.Addr = seedenv.ListenAddr(os.Getenv)
+			}
+		}
 	}
 	var level slog.Level
 	if err := level.UnmarshalText([]byte(s.LogLevel)); err != nil {
@@ -139,8 +168,18 @@ func serve(ctx context.Context, s Settings, ln net.Listener, log *slog.Logger) e
 		}
 		h.Budgets = handlers.NewBudgetHandlers(budgetwriter.NewFiles(s.Manifests), gov, holder)
 		source = func(ctx context.Context) { holder.WatchDir(ctx, s.Manifests, s.PollInterval, LoadManifests) }
+	case s.seed != nil:
+		res := compiler.Compile(*s.seed)
+		if err := holder.Apply(res.Snapshot); err != nil {
+			_ = ln.Close()
+			return fmt.Errorf("failed to load the configuration built from the environment: %w", err)
+		}
+		log.Info("serving the configuration built from AI_* environment variables",
+			"providers", len(res.Snapshot.Providers), "routes", len(res.Snapshot.Routes), "budgets", len(res.Snapshot.Budgets))
+		// Budgets live in the environment here; the budgets API answers not_ready.
+		source = func(ctx context.Context) { <-ctx.Done() }
 	default:
-		cs, cl, ns, err := clusterClient(s.Namespace)
+		cs, cl, ns, err := clusterClient(s.Kubeconfig, s.Namespace)
 		if err != nil {
 			_ = ln.Close()
 			return fmt.Errorf("no --manifests folder and not in a cluster: %w", err)
@@ -189,10 +228,16 @@ const serviceAccountNamespace = "/var/run/secrets/kubernetes.io/serviceaccount/n
 
 // clusterClient returns a clientset (for the snapshot Secret watch), a controller-runtime
 // client that knows our kinds (for budgets written through the API) and the namespace.
-func clusterClient(ns string) (kubernetes.Interface, client.Client, string, error) {
-	cfg, err := rest.InClusterConfig()
+func clusterClient(kubeconfig, ns string) (kubernetes.Interface, client.Client, string, error) {
+	var cfg *rest.Config
+	var err error
+	if kubeconfig != "" {
+		cfg, err = clientcmd.BuildConfigFromFlags("", kubeconfig)
+	} else {
+		cfg, err = rest.InClusterConfig()
+	}
 	if err != nil {
-		return nil, nil, "", fmt.Errorf("failed to load in-cluster config: %w", err)
+		return nil, nil, "", fmt.Errorf("failed to load the cluster config: %w", err)
 	}
 	cs, err := kubernetes.NewForConfig(cfg)
 	if err != nil {
@@ -217,4 +262,29 @@ func clusterClient(ns string) (kubernetes.Interface, client.Client, string, erro
 		ns = strings.TrimSpace(string(b))
 	}
 	return cs, cl, ns, nil
+}
+
+// printManifests implements `dataplane manifests [--include-secrets]`: the objects the seed's
+// environment variables describe, as YAML for kubectl or a GitOps repository. Key values are
+// printed only with --include-secrets; otherwise each Secret says how to fill it.
+func printManifests(args []string, getenv func(string) string, stdout, stderr io.Writer) error {
+	fs := flag.NewFlagSet("dataplane manifests", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	include := fs.Bool("include-secrets", false, "print API key values from the environment into the Secrets")
+	if err := fs.Parse(args); err != nil {
+		return err
+	}
+	in, present, err := seedenv.FromEnv(getenv)
+	if err != nil {
+		return err
+	}
+	if !present {
+		return errors.New("no AI_* settings in the environment: nothing to print")
+	}
+	out, err := seedenv.Manifests(in, seedenv.ManifestOptions{IncludeSecrets: *include})
+	if err != nil {
+		return err
+	}
+	_, err = stdout.Write(out)
+	return err
 }

@@ -1,0 +1,263 @@
+// Command bench measures the data plane side by side with the floor any Go gateway pays for one
+// extra hop, in one run, on this machine:
+//
+//   - direct: the mock upstream (cmd/mockupstream, OpenAI wire format) alone;
+//   - floor: a bare httputil.ReverseProxy in front of it (hack/bench/floor);
+//   - dataplane: the gateway in front of it, with the manifests of hack/bench/manifests (two rate
+//     limits, a per-user and an org budget, PII redaction on input, a cache that misses, metrics
+//     and access logs on); with --redis-url also dataplane+redis on that Redis.
+//
+// The same request bytes go to every target (POST /v1/chat/completions, a unique user and prompt
+// per request), rounds alternate the targets (interleaved, so machine noise hits all alike), and
+// the table gives medians over rounds. Chat cells are driven by wrk (installed with apt-get
+// when missing) with hack/bench/chat.lua; streaming cells by the Go load generator in load.go,
+// which measures time to first byte, which wrk cannot.
+//
+//	go run ./hack/bench                       # 3 rounds x 5 s per cell, chat + stream, c = 1,16,64
+//	go run ./hack/bench --duration 2s --rounds 1 --concurrency 16
+//	hack/bench/run.sh --redis                 # adds dataplane+redis on a throw-away redis-server
+//	go run ./hack/bench --profile             # also CPU + allocation profiles of the data plane
+//
+// Everything listens on 127.0.0.1 only and is stopped when the run ends (or is interrupted).
+package main
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"os"
+	"os/signal"
+	"path/filepath"
+	"slices"
+	"strconv"
+	"strings"
+	"syscall"
+	"time"
+)
+
+type options struct {
+	duration     time.Duration
+	warmup       time.Duration
+	rounds       int
+	concurrency  []int
+	kinds        []string
+	redisURL     string
+	systemBytes  int
+	promptBytes  int
+	chunks       int
+	chunkDelay   time.Duration
+	latency      time.Duration
+	resultsDir   string
+	profile      bool
+	profileOnly  bool
+	profileFor   time.Duration
+	profileConc  int
+	useWrk       bool
+	dataplaneLog string
+}
+
+func parseFlags(args []string) (options, error) {
+	var o options
+	var conc, kinds string
+	fs := flag.NewFlagSet("bench", flag.ContinueOnError)
+	fs.DurationVar(&o.duration, "duration", 5*time.Second, "length of one measured cell (one target, one concurrency, one round); whole seconds")
+	fs.DurationVar(&o.warmup, "warmup", 2*time.Second, "unmeasured load per target before the first round")
+	fs.IntVar(&o.rounds, "rounds", 3, "interleaved rounds per cell (the table gives medians)")
+	fs.StringVar(&conc, "concurrency", "1,16,64", "comma-separated concurrency levels")
+	fs.StringVar(&kinds, "kinds", "chat,stream", "comma-separated: chat, stream")
+	fs.StringVar(&o.redisURL, "redis-url", "", "also measure a data plane on this Redis (redis://127.0.0.1:PORT/0); see run.sh --redis")
+	fs.IntVar(&o.systemBytes, "system-bytes", 1024, "size of the system message (the same in every request, like a real app's)")
+	fs.IntVar(&o.promptBytes, "prompt-bytes", 512, "size of the user message (unique per request)")
+	fs.IntVar(&o.chunks, "chunks", 16, "mock upstream: chunks per streamed reply")
+	fs.DurationVar(&o.chunkDelay, "chunk-delay", 0, "mock upstream: delay between streamed chunks")
+	fs.DurationVar(&o.latency, "latency", 0, "mock upstream: delay before the response headers")
+	fs.StringVar(&o.resultsDir, "results", "hack/bench/results", "folder for the markdown report (and profiles)")
+	fs.BoolVar(&o.profile, "profile", false, "after the table, profile the data plane (CPU + allocations) under chat load")
+	fs.BoolVar(&o.profileOnly, "profile-only", false, "only profile, no table")
+	fs.DurationVar(&o.profileFor, "profile-seconds", 10*time.Second, "profile length")
+	fs.IntVar(&o.profileConc, "profile-concurrency", 16, "chat concurrency while profiling")
+	fs.BoolVar(&o.useWrk, "wrk", true, "drive chat cells with wrk (false: the Go load generator)")
+	fs.StringVar(&o.dataplaneLog, "dataplane-log-level", "info", "the data plane's --log-level (info = access log per request, as in production)")
+	if err := fs.Parse(args); err != nil {
+		return o, err
+	}
+	for f := range strings.SplitSeq(conc, ",") {
+		n, err := strconv.Atoi(strings.TrimSpace(f))
+		if err != nil || n < 1 || n > 1024 {
+			return o, fmt.Errorf("invalid --concurrency %q: want integers in 1..1024", conc)
+		}
+		o.concurrency = append(o.concurrency, n)
+	}
+	for f := range strings.SplitSeq(kinds, ",") {
+		k := strings.TrimSpace(f)
+		if k != "chat" && k != "stream" {
+			return o, fmt.Errorf("invalid --kinds %q: want chat and/or stream", kinds)
+		}
+		o.kinds = append(o.kinds, k)
+	}
+	if o.duration < time.Second || o.duration > 60*time.Second || o.duration%time.Second != 0 {
+		return o, errors.New("--duration must be whole seconds in 1s..60s")
+	}
+	if o.rounds < 1 || o.rounds > 20 {
+		return o, errors.New("--rounds must be 1..20")
+	}
+	if o.profileOnly {
+		o.profile = true
+	}
+	return o, nil
+}
+
+func main() {
+	o, err := parseFlags(os.Args[1:])
+	if err != nil {
+		fmt.Fprintln(os.Stderr, "bench:", err)
+		os.Exit(2)
+	}
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	if err := run(ctx, o); err != nil {
+		fmt.Fprintln(os.Stderr, "bench:", err)
+		os.Exit(1)
+	}
+}
+
+func logf(format string, args ...any) {
+	fmt.Fprintf(os.Stderr, "bench %s: %s\n", time.Now().UTC().Format("15:04:05"), fmt.Sprintf(format, args...))
+}
+
+func run(ctx context.Context, o options) error {
+	root, err := moduleRoot()
+	if err != nil {
+		return err
+	}
+	tmp, err := os.MkdirTemp("", "ai-bench-")
+	if err != nil {
+		return fmt.Errorf("failed to create a temporary folder: %w", err)
+	}
+	defer os.RemoveAll(tmp)
+	pm := &procs{}
+	defer pm.stopAll()
+
+	logf("building mockupstream, floor and dataplane")
+	bins, err := build(ctx, root, tmp, o.profile)
+	if err != nil {
+		return err
+	}
+	wrkPath := ""
+	if o.useWrk && slices.Contains(o.kinds, "chat") || o.profile {
+		if wrkPath, err = ensureWrk(ctx); err != nil {
+			return err
+		}
+	}
+	luaPath := filepath.Join(root, "hack", "bench", "chat.lua")
+	w := newWorkload(o.systemBytes, o.promptBytes)
+
+	mock, err := pm.startListening(ctx, "mock", bins["mockupstream"], "--addr", "127.0.0.1:0", "--kind", "openai",
+		"--latency", o.latency.String(), "--chunks", strconv.Itoa(o.chunks), "--chunk-delay", o.chunkDelay.String())
+	if err != nil {
+		return err
+	}
+	floor, err := pm.startListening(ctx, "floor", bins["floor"], "--addr", "127.0.0.1:0", "--upstream", mock.url)
+	if err != nil {
+		return err
+	}
+	targets := []*proc{mock, floor}
+	var redisPID int
+	if !o.profileOnly {
+		dp, err := startDataplane(ctx, pm, "dataplane", bins["dataplane"], root, tmp, mock.url, "", o.dataplaneLog, "")
+		if err != nil {
+			return err
+		}
+		targets = append(targets, dp)
+		if o.redisURL != "" {
+			dpr, err := startDataplane(ctx, pm, "dataplane+redis", bins["dataplane"], root, tmp, mock.url, o.redisURL, o.dataplaneLog, "")
+			if err != nil {
+				return err
+			}
+			targets = append(targets, dpr)
+			if redisPID, err = redisProcessID(ctx, o.redisURL); err != nil {
+				logf("redis-server CPU will not be reported: %v", err)
+			}
+		}
+	}
+	mock.name = "direct"
+
+	var rep *report
+	if !o.profileOnly {
+		rep = &report{opts: o, started: time.Now().UTC(), targets: names(targets), results: map[cellKey][]cellResult{}}
+		if err := measure(ctx, o, rep, targets, mock, redisPID, w, wrkPath, luaPath); err != nil {
+			return err
+		}
+	}
+	var prof *profileResult
+	if o.profile {
+		if prof, err = profileDataplane(ctx, o, pm, bins, root, tmp, mock.url, w, wrkPath, luaPath); err != nil {
+			return err
+		}
+	}
+	return writeReport(o, root, rep, prof)
+}
+
+func names(ps []*proc) []string {
+	out := make([]string, len(ps))
+	for i, p := range ps {
+		out[i] = p.name
+	}
+	return out
+}
+
+// measure runs every cell: for each kind and concurrency, rounds × targets, the targets'
+// order rotating each round so none is always measured first (or right after a warm-up).
+func measure(ctx context.Context, o options, rep *report, targets []*proc, mock *proc, redisPID int, w *workload, wrkPath, luaPath string) error {
+	gen := func(kind string, c int, d time.Duration, url string) (loadResult, error) {
+		if kind == "chat" && wrkPath != "" {
+			return runWrk(ctx, wrkPath, luaPath, url, c, d, w)
+		}
+		return runGo(ctx, kind == "stream", url, c, d, w)
+	}
+	for _, t := range targets {
+		for _, kind := range o.kinds {
+			if _, err := gen(kind, 16, o.warmup.Truncate(time.Second)+time.Second, t.url); err != nil {
+				return fmt.Errorf("warm-up of %s (%s) failed: %w", t.name, kind, err)
+			}
+		}
+	}
+	total := len(o.kinds) * len(o.concurrency) * o.rounds * len(targets)
+	n := 0
+	for _, kind := range o.kinds {
+		for _, c := range o.concurrency {
+			for r := range o.rounds {
+				for i := range targets {
+					t := targets[(i+r)%len(targets)]
+					n++
+					logf("[%d/%d] %s c=%d round %d: %s", n, total, kind, c, r+1, t.name)
+					t.resetPeak()
+					before := t.cpu()
+					mockBefore := mock.cpu()
+					redisBefore := cpuOf(redisPID)
+					res, err := gen(kind, c, o.duration, t.url)
+					if err != nil {
+						return fmt.Errorf("%s c=%d %s: %w", kind, c, t.name, err)
+					}
+					after := t.cpu()
+					if res.requests > 0 {
+						res.cpuMsPerReq = float64((after - before).Microseconds()) / 1000 / float64(res.requests)
+						if t != mock {
+							res.upstreamCPUMsPerReq = float64((mock.cpu() - mockBefore).Microseconds()) / 1000 / float64(res.requests)
+						}
+						if redisPID > 0 && strings.Contains(t.name, "redis") {
+							res.redisCPUMsPerReq = float64((cpuOf(redisPID) - redisBefore).Microseconds()) / 1000 / float64(res.requests)
+						}
+					}
+					res.peakRSS = t.peakRSS()
+					logf("    %.0f req/s p50 %s p99 %s ttfb50 %s cpu %.3f ms/req errors %d", res.rps, res.p50, res.p99, res.ttfb50, res.cpuMsPerReq, res.errors)
+					k := cellKey{kind: kind, c: c, target: t.name}
+					rep.results[k] = append(rep.results[k], res)
+				}
+			}
+		}
+	}
+	rep.finished = time.Now().UTC()
+	return nil
+}

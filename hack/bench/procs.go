@@ -1,0 +1,369 @@
+package main
+
+import (
+	"bufio"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"syscall"
+	"time"
+
+	"github.com/redis/go-redis/v9"
+)
+
+// moduleRoot is the folder holding go.mod (the harness runs from anywhere inside the repo).
+func moduleRoot() (string, error) {
+	out, err := exec.Command("go", "env", "GOMOD").Output()
+	if err != nil {
+		return "", fmt.Errorf("failed to run go env GOMOD: %w", err)
+	}
+	mod := strings.TrimSpace(string(out))
+	if mod == "" || mod == os.DevNull {
+		return "", errors.New("not inside the ai-orchestration module: run from the repository")
+	}
+	return filepath.Dir(mod), nil
+}
+
+// pprofOverlay adds net/http/pprof to a second data plane binary, used only for --profile, so
+// the binary that is measured is exactly cmd/dataplane as shipped.
+const pprofOverlay = "hack/bench/overlay/pprof.go.txt"
+
+// build compiles the three programs into dir (a measured process must be the program itself,
+// not `go run`, whose child would escape the CPU and memory accounting).
+func build(ctx context.Context, root, dir string, profile bool) (map[string]string, error) {
+	bins := map[string]string{
+		"mockupstream": "./cmd/mockupstream",
+		"floor":        "./hack/bench/floor",
+		"dataplane":    "./cmd/dataplane",
+	}
+	out := map[string]string{}
+	for name, pkg := range bins {
+		path := filepath.Join(dir, name)
+		if err := goBuild(ctx, root, path, pkg); err != nil {
+			return nil, err
+		}
+		out[name] = path
+	}
+	if profile {
+		overlay := map[string]map[string]string{"Replace": {
+			filepath.Join(root, "cmd", "dataplane", "zz_bench_pprof.go"): filepath.Join(root, pprofOverlay),
+		}}
+		b, _ := json.Marshal(overlay)
+		of := filepath.Join(dir, "overlay.json")
+		if err := os.WriteFile(of, b, 0o600); err != nil {
+			return nil, fmt.Errorf("failed to write the build overlay: %w", err)
+		}
+		path := filepath.Join(dir, "dataplane-pprof")
+		if err := goBuild(ctx, root, path, "./cmd/dataplane", "-overlay", of); err != nil {
+			return nil, err
+		}
+		out["dataplane-pprof"] = path
+	}
+	return out, nil
+}
+
+func goBuild(ctx context.Context, root, out, pkg string, extra ...string) error {
+	args := append([]string{"build", "-o", out}, extra...)
+	args = append(args, pkg)
+	cmd := exec.CommandContext(ctx, "go", args...)
+	cmd.Dir = root
+	if b, err := cmd.CombinedOutput(); err != nil {
+		return fmt.Errorf("failed to build %s: %w\n%s", pkg, err, b)
+	}
+	return nil
+}
+
+// ensureWrk returns wrk's path, installing Debian's package when it is missing.
+func ensureWrk(ctx context.Context) (string, error) {
+	if p, err := exec.LookPath("wrk"); err == nil {
+		return p, nil
+	}
+	logf("wrk not found; installing it with apt-get")
+	sudo := []string{}
+	if os.Geteuid() != 0 {
+		sudo = []string{"sudo"}
+	}
+	install := func() error {
+		args := append(append([]string{}, sudo...), "apt-get", "install", "-y", "-qq", "wrk")
+		cmd := exec.CommandContext(ctx, args[0], args[1:]...)
+		cmd.Env = append(os.Environ(), "DEBIAN_FRONTEND=noninteractive")
+		b, err := cmd.CombinedOutput()
+		if err != nil {
+			return fmt.Errorf("%w: %s", err, b)
+		}
+		return nil
+	}
+	if err := install(); err != nil {
+		args := append(append([]string{}, sudo...), "apt-get", "update", "-qq")
+		_ = exec.CommandContext(ctx, args[0], args[1:]...).Run()
+		if err := install(); err != nil {
+			return "", fmt.Errorf("failed to install wrk (or run with --wrk=false): %w", err)
+		}
+	}
+	return exec.LookPath("wrk")
+}
+
+// proc is one started process.
+type proc struct {
+	name string
+	url  string
+	cmd  *exec.Cmd
+	pid  int
+	done chan struct{}
+	log  string
+}
+
+type procs struct{ list []*proc }
+
+func (pm *procs) start(name, bin string, stdout io.Writer, logPath string, env []string, args ...string) (*proc, error) {
+	cmd := exec.Command(bin, args...)
+	cmd.Env = append(os.Environ(), env...)
+	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
+	cmd.Stdout = stdout
+	lf, err := os.Create(logPath)
+	if err != nil {
+		return nil, fmt.Errorf("failed to create %s: %w", logPath, err)
+	}
+	cmd.Stderr = lf
+	if stdout == nil {
+		cmd.Stdout = lf
+	}
+	if err := cmd.Start(); err != nil {
+		_ = lf.Close()
+		return nil, fmt.Errorf("failed to start %s: %w", name, err)
+	}
+	p := &proc{name: name, cmd: cmd, pid: cmd.Process.Pid, done: make(chan struct{}), log: logPath}
+	go func() {
+		_ = cmd.Wait()
+		_ = lf.Close()
+		close(p.done)
+	}()
+	pm.list = append(pm.list, p)
+	return p, nil
+}
+
+// startListening starts a program that prints "listening on http://ADDR" once it serves.
+func (pm *procs) startListening(ctx context.Context, name, bin string, args ...string) (*proc, error) {
+	pr, pw := io.Pipe()
+	p, err := pm.start(name, bin, pw, filepath.Join(filepath.Dir(bin), name+".log"), nil, args...)
+	if err != nil {
+		return nil, err
+	}
+	lines := make(chan string, 1)
+	go func() {
+		sc := bufio.NewScanner(pr)
+		for sc.Scan() {
+			if u, ok := strings.CutPrefix(sc.Text(), "listening on "); ok {
+				select {
+				case lines <- u:
+				default:
+				}
+			}
+		}
+	}()
+	select {
+	case u := <-lines:
+		p.url = strings.TrimSpace(u)
+		return p, nil
+	case <-p.done:
+		return nil, fmt.Errorf("%s exited at start; see %s", name, p.log)
+	case <-time.After(15 * time.Second):
+		return nil, fmt.Errorf("%s did not start listening within 15 s", name)
+	case <-ctx.Done():
+		return nil, ctx.Err()
+	}
+}
+
+// stopAll sends SIGTERM to every started process (by its own process group) and waits; what
+// has not exited after 30 s (the data plane drains) is killed.
+func (pm *procs) stopAll() {
+	for _, p := range pm.list {
+		_ = syscall.Kill(-p.pid, syscall.SIGTERM)
+	}
+	deadline := time.After(30 * time.Second)
+	for _, p := range pm.list {
+		select {
+		case <-p.done:
+		case <-deadline:
+			_ = syscall.Kill(-p.pid, syscall.SIGKILL)
+			<-p.done
+		}
+	}
+	pm.list = nil
+}
+
+func (pm *procs) stop(p *proc) {
+	_ = syscall.Kill(-p.pid, syscall.SIGTERM)
+	select {
+	case <-p.done:
+	case <-time.After(30 * time.Second):
+		_ = syscall.Kill(-p.pid, syscall.SIGKILL)
+		<-p.done
+	}
+	for i, q := range pm.list {
+		if q == p {
+			pm.list = append(pm.list[:i], pm.list[i+1:]...)
+			break
+		}
+	}
+}
+
+func freePort() (int, error) {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		return 0, fmt.Errorf("failed to find a free port: %w", err)
+	}
+	defer ln.Close()
+	return ln.Addr().(*net.TCPAddr).Port, nil
+}
+
+// startDataplane copies hack/bench/manifests to a fresh folder with the mock's address filled
+// in, starts the data plane on it and waits until /readyz says the snapshot is loaded.
+func startDataplane(ctx context.Context, pm *procs, name, bin, root, tmp, upstream, redisURL, logLevel string, env ...string) (*proc, error) {
+	dir := filepath.Join(tmp, "manifests-"+strings.NewReplacer("+", "-").Replace(name))
+	if err := os.MkdirAll(dir, 0o700); err != nil {
+		return nil, fmt.Errorf("failed to create %s: %w", dir, err)
+	}
+	src := filepath.Join(root, "hack", "bench", "manifests")
+	entries, err := os.ReadDir(src)
+	if err != nil {
+		return nil, fmt.Errorf("failed to read %s: %w", src, err)
+	}
+	for _, e := range entries {
+		if e.IsDir() || !strings.HasSuffix(e.Name(), ".yaml") {
+			continue
+		}
+		b, err := os.ReadFile(filepath.Join(src, e.Name()))
+		if err != nil {
+			return nil, fmt.Errorf("failed to read manifest: %w", err)
+		}
+		b = []byte(strings.ReplaceAll(string(b), "BENCH_UPSTREAM", upstream))
+		if err := os.WriteFile(filepath.Join(dir, e.Name()), b, 0o600); err != nil {
+			return nil, fmt.Errorf("failed to write manifest: %w", err)
+		}
+	}
+	port, err := freePort()
+	if err != nil {
+		return nil, err
+	}
+	addr := "127.0.0.1:" + strconv.Itoa(port)
+	args := []string{"--manifests", dir, "--addr", addr, "--log-level", logLevel, "--poll-interval", "5s"}
+	if redisURL != "" {
+		args = append(args, "--redis-url", redisURL)
+	}
+	logPath := filepath.Join(tmp, strings.NewReplacer("+", "-").Replace(name)+".log")
+	p, err := pm.start(name, bin, nil, logPath, env, args...)
+	if err != nil {
+		return nil, err
+	}
+	p.url = "http://" + addr
+	deadline := time.Now().Add(30 * time.Second)
+	for {
+		resp, err := http.Get(p.url + "/readyz")
+		if err == nil {
+			_, _ = io.Copy(io.Discard, resp.Body)
+			_ = resp.Body.Close()
+			if resp.StatusCode == http.StatusOK {
+				return p, nil
+			}
+		}
+		select {
+		case <-p.done:
+			return nil, fmt.Errorf("%s exited at start:\n%s", name, tail(logPath))
+		case <-ctx.Done():
+			return nil, ctx.Err()
+		case <-time.After(50 * time.Millisecond):
+		}
+		if time.Now().After(deadline) {
+			return nil, fmt.Errorf("%s not ready within 30 s:\n%s", name, tail(logPath))
+		}
+	}
+}
+
+func tail(path string) string {
+	b, _ := os.ReadFile(path)
+	if len(b) > 4000 {
+		b = b[len(b)-4000:]
+	}
+	return string(b)
+}
+
+// clockTick is USER_HZ, the unit of utime/stime in /proc/PID/stat (100 on every Linux ABI Go
+// supports).
+const clockTick = 10 * time.Millisecond
+
+// cpuOf is the CPU time (user + system) a process has used so far; 0 when unknown.
+func cpuOf(pid int) time.Duration {
+	if pid <= 0 {
+		return 0
+	}
+	b, err := os.ReadFile("/proc/" + strconv.Itoa(pid) + "/stat")
+	if err != nil {
+		return 0
+	}
+	// The command name (field 2) may contain spaces; the fields after its ')' are fixed.
+	s := string(b)
+	i := strings.LastIndexByte(s, ')')
+	if i < 0 {
+		return 0
+	}
+	f := strings.Fields(s[i+1:])
+	if len(f) < 13 {
+		return 0
+	}
+	ut, _ := strconv.ParseInt(f[11], 10, 64)
+	st, _ := strconv.ParseInt(f[12], 10, 64)
+	return time.Duration(ut+st) * clockTick
+}
+
+func (p *proc) cpu() time.Duration { return cpuOf(p.pid) }
+
+// resetPeak resets the process's peak RSS (VmHWM) so the next reading is the cell's own peak
+// (Linux ≥ 4.0; needs to own the process, which we do).
+func (p *proc) resetPeak() {
+	_ = os.WriteFile("/proc/"+strconv.Itoa(p.pid)+"/clear_refs", []byte("5"), 0)
+}
+
+// peakRSS is VmHWM in bytes.
+func (p *proc) peakRSS() int64 {
+	b, err := os.ReadFile("/proc/" + strconv.Itoa(p.pid) + "/status")
+	if err != nil {
+		return 0
+	}
+	for line := range strings.SplitSeq(string(b), "\n") {
+		if v, ok := strings.CutPrefix(line, "VmHWM:"); ok {
+			kb, _ := strconv.ParseInt(strings.TrimSuffix(strings.TrimSpace(v), " kB"), 10, 64)
+			return kb << 10
+		}
+	}
+	return 0
+}
+
+// redisProcessID asks the server for its pid (INFO server), to account its CPU too.
+func redisProcessID(ctx context.Context, url string) (int, error) {
+	opt, err := redis.ParseURL(url)
+	if err != nil {
+		return 0, fmt.Errorf("failed to parse --redis-url: %w", err)
+	}
+	c := redis.NewClient(opt)
+	defer c.Close()
+	info, err := c.Info(ctx, "server").Result()
+	if err != nil {
+		return 0, fmt.Errorf("failed to query redis: %w", err)
+	}
+	for line := range strings.SplitSeq(info, "\n") {
+		if v, ok := strings.CutPrefix(strings.TrimSpace(line), "process_id:"); ok {
+			return strconv.Atoi(v)
+		}
+	}
+	return 0, errors.New("no process_id in INFO server")
+}
