@@ -42,8 +42,15 @@ check: manifests generate ## Fail when generated files differ from what is commi
 	@git diff --exit-code -- config/crd config/rbac api || { echo "generated files are stale: run 'make manifests generate' and commit"; exit 1; }
 
 .PHONY: test
-test: manifests generate vet envtest ## Run every test (envtest control plane and redis-server are built/started by hack scripts).
+test: manifests generate vet envtest test-go test-ts ## Run every test (envtest control plane and redis-server are built/started by hack scripts).
+
+.PHONY: test-go
+test-go: envtest ## Run the Go tests: unit, envtest controllers and CEL, data plane, end to end (real redis-server).
 	KUBEBUILDER_ASSETS="$$(hack/envtest.sh)" hack/with-redis.sh go test $(GOTEST_FLAGS) ./...
+
+.PHONY: test-ts
+test-ts: ## Run the TypeScript client's tests (node's test runner) against a real data plane.
+	cd clients/typescript && npm test
 
 .PHONY: dev
 dev: ## Run the gateway standalone on the embedded store with the no-key sample folder.

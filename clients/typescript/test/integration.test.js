@@ -67,9 +67,7 @@ test("the seed's usage example returns cost and remaining for user-123", async (
   assert.ok(usage.budgets.some((b) => b.period === 'daily' && b.limit === 1))
 })
 
-// TODO(budgets API, issue 8 item 1): PUT/GET/DELETE /api/ai/budgets are not served by the data
-// plane yet (404). Remove `todo` once they are: this test then proves the seed's setBudget.
-test("the seed's budget example sets a budget through the API that the next request obeys", { todo: 'the data plane does not serve /api/ai/budgets yet' }, async () => {
+test("the seed's budget example sets a budget through the API that the next request obeys", async () => {
   const ai = new AIService()
 
   // Set user budget
@@ -148,9 +146,7 @@ test('refusals of the data plane arrive as typed errors', async () => {
   await assert.rejects(app.chat({ messages: [{ role: 'user', content: 'hi' }], userId: 'u', orgId: 'not-acme' }), PermissionDeniedError)
 })
 
-// TODO(openapi route): GET /api/ai/openapi.json is not registered in dataplane/server's route
-// table yet (dataplane/openapi.Handler serves it). Remove `todo` once it is.
-test('the data plane serves its OpenAPI 3.1 description', { todo: 'the route table does not register /api/ai/openapi.json yet' }, async () => {
+test('the data plane serves its OpenAPI 3.1 description', async () => {
   const res = await fetch(dp.url + '/api/ai/openapi.json', { headers: { Authorization: 'Bearer dev-admin-key' } })
   assert.equal(res.status, 200)
   const doc = await res.json()
