@@ -1,0 +1,138 @@
+package main
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"sync"
+	"time"
+)
+
+type profileResult struct {
+	load                     loadResult
+	conc                     int
+	seconds                  time.Duration
+	cpuFile, allocFile       string
+	cpuFlat, cpuCum          string
+	allocSpace, allocObjects string
+}
+
+// profileDataplane starts the pprof build of the data plane (see pprofOverlay) on the same
+// manifests and mock, drives chat load with wrk, and takes a CPU profile and an allocation
+// profile (the delta over the same window) at the same time.
+func profileDataplane(ctx context.Context, o options, pm *procs, bins map[string]string, root, tmp, upstream string, w *workload, wrkPath, lua string) (*profileResult, error) {
+	port, err := freePort()
+	if err != nil {
+		return nil, err
+	}
+	pprofAddr := "127.0.0.1:" + strconv.Itoa(port)
+	dp, err := startDataplane(ctx, pm, "dataplane-pprof", bins["dataplane-pprof"], root, tmp, upstream, o.redisURL, o.dataplaneLog, "BENCH_PPROF_ADDR="+pprofAddr)
+	if err != nil {
+		return nil, err
+	}
+	defer pm.stop(dp)
+	logf("profiling the data plane for %s under chat load at c=%d", o.profileFor, o.profileConc)
+	if _, err := runWrk(ctx, wrkPath, lua, dp.url, o.profileConc, 2*time.Second, w); err != nil {
+		return nil, fmt.Errorf("profile warm-up failed: %w", err)
+	}
+	dir := o.resultsDir
+	if !filepath.IsAbs(dir) {
+		dir = filepath.Join(root, dir)
+	}
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		return nil, fmt.Errorf("failed to create %s: %w", dir, err)
+	}
+	stamp := time.Now().UTC().Format("2006-01-02T1504Z")
+	if o.redisURL != "" {
+		stamp += "-redis"
+	}
+	res := &profileResult{conc: o.profileConc, seconds: o.profileFor,
+		cpuFile: filepath.Join(dir, stamp+"-cpu.pprof"), allocFile: filepath.Join(dir, stamp+"-allocs.pprof")}
+	secs := strconv.Itoa(int(o.profileFor.Seconds()))
+	var wg sync.WaitGroup
+	var loadErr, cpuErr, allocErr error
+	wg.Go(func() {
+		res.load, loadErr = runWrk(ctx, wrkPath, lua, dp.url, o.profileConc, o.profileFor+2*time.Second, w)
+	})
+	wg.Go(func() {
+		cpuErr = fetch(ctx, "http://"+pprofAddr+"/debug/pprof/profile?seconds="+secs, res.cpuFile)
+	})
+	wg.Go(func() {
+		allocErr = fetch(ctx, "http://"+pprofAddr+"/debug/pprof/allocs?seconds="+secs, res.allocFile)
+	})
+	wg.Wait()
+	for _, err := range []error{loadErr, cpuErr, allocErr} {
+		if err != nil {
+			return nil, err
+		}
+	}
+	top := func(args ...string) string {
+		out, err := exec.CommandContext(ctx, "go", append([]string{"tool", "pprof", "-top", "-nodecount=25"}, args...)...).Output()
+		if err != nil {
+			return "pprof failed: " + err.Error()
+		}
+		return trimPprofHeader(string(out))
+	}
+	res.cpuFlat = top(res.cpuFile)
+	res.cpuCum = top("-cum", res.cpuFile)
+	res.allocSpace = top("-sample_index=alloc_space", res.allocFile)
+	res.allocObjects = top("-sample_index=alloc_objects", res.allocFile)
+	return res, nil
+}
+
+// trimPprofHeader drops pprof's file/build lines, keeping the totals and the table.
+func trimPprofHeader(s string) string {
+	var keep []string
+	for line := range strings.SplitSeq(s, "\n") {
+		if strings.HasPrefix(line, "File:") || strings.HasPrefix(line, "Build ID:") || strings.HasPrefix(line, "Type:") || strings.HasPrefix(line, "Time:") {
+			continue
+		}
+		keep = append(keep, line)
+	}
+	return strings.TrimSpace(strings.Join(keep, "\n"))
+}
+
+func fetch(ctx context.Context, url, path string) error {
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, url, nil)
+	if err != nil {
+		return err
+	}
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		return fmt.Errorf("failed to fetch %s: %w", url, err)
+	}
+	defer resp.Body.Close()
+	if resp.StatusCode != http.StatusOK {
+		b, _ := io.ReadAll(resp.Body)
+		return fmt.Errorf("failed to fetch %s: HTTP %d: %s", url, resp.StatusCode, b)
+	}
+	f, err := os.Create(path)
+	if err != nil {
+		return fmt.Errorf("failed to create %s: %w", path, err)
+	}
+	if _, err := io.Copy(f, resp.Body); err != nil {
+		_ = f.Close()
+		return fmt.Errorf("failed to save %s: %w", path, err)
+	}
+	return f.Close()
+}
+
+func (p *profileResult) markdown() string {
+	var b strings.Builder
+	fmt.Fprintf(&b, "### Profile of the data plane (chat, c=%d, %s; %.0f req/s, p50 %s during the profile)\n\n",
+		p.conc, p.seconds, p.load.rps, us(p.load.p50))
+	fmt.Fprintf(&b, "Profiles: `%s`, `%s` (`go tool pprof -top FILE`).\n\n", filepath.Base(p.cpuFile), filepath.Base(p.allocFile))
+	for _, s := range []struct{ title, body string }{
+		{"CPU, flat", p.cpuFlat}, {"CPU, cumulative", p.cpuCum},
+		{"Allocations, bytes", p.allocSpace}, {"Allocations, objects", p.allocObjects},
+	} {
+		fmt.Fprintf(&b, "%s:\n\n```\n%s\n```\n\n", s.title, s.body)
+	}
+	return b.String()
+}
