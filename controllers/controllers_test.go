@@ -235,8 +235,14 @@ func TestThePublisherWritesOnceAndHandsOutOnlyChangedVerdicts(t *testing.T) {
 		require.Len(t, p.secretToPublisher(t.Context(), apiKey), 1, "a client API key")
 		part := &corev1.Secret{ObjectMeta: metav1.ObjectMeta{Namespace: unitNS, Name: snapshotsecret.PartName(p.Name, 2)}}
 		require.Len(t, p.secretToPublisher(t.Context(), part), 1, "a snapshot part")
-		require.False(t, p.snapshotSecretPredicate().Update(event.UpdateEvent{ObjectOld: part, ObjectNew: part}),
+		require.False(t, p.snapshotSecretPredicate().Update(event.UpdateEvent{ObjectOld: head, ObjectNew: after}),
 			"the publisher's own writes do not wake it")
+		edited := after.DeepCopy()
+		edited.ResourceVersion += "0"
+		require.True(t, p.snapshotSecretPredicate().Update(event.UpdateEvent{ObjectOld: after, ObjectNew: edited}),
+			"someone else's write of the snapshot wakes it, to repair it")
+		require.True(t, p.snapshotSecretPredicate().Create(event.CreateEvent{Object: part}),
+			"a snapshot part the publisher did not write wakes it")
 		require.True(t, p.snapshotSecretPredicate().Delete(event.DeleteEvent{Object: part}))
 	})
 }

@@ -82,6 +82,9 @@ type SnapshotPublisher struct {
 	Providers, Budgets, Routes chan<- event.GenericEvent
 	// Recorder emits events on client API-key Secrets whose problems change (they have no status).
 	Recorder events.EventRecorder
+
+	// own tells the publisher's writes of the snapshot Secrets from anyone else's, which it repairs.
+	own ownWrites
 }
 
 // +kubebuilder:rbac:groups=ai.nself.org,resources=aiproviders;aibudgets;airoutepolicies,verbs=get;list;watch
@@ -106,7 +109,7 @@ func (r *SnapshotPublisher) Reconcile(ctx context.Context, _ ctrl.Request) (_ ct
 		return ctrl.Result{}, err
 	}
 	res := compiler.Compile(in)
-	changed, err := snapshotsecret.Write(ctx, r.Client, r.Namespace, r.Name, res.Snapshot)
+	changed, err := snapshotsecret.Write(ctx, recordingClient{Client: r.Client, own: &r.own}, r.Namespace, r.Name, res.Snapshot)
 	if err != nil {
 		return ctrl.Result{}, fmt.Errorf("failed to publish snapshot: %w", err)
 	}

@@ -431,14 +431,17 @@ type chatReply struct {
 	// Cost is the reply's cost field (done event for streams), exact nano-USD.
 	Cost int64
 	// HeaderCost is X-AI-Cost (non-streamed served replies); -1 when absent.
-	HeaderCost  int64
-	Tokens      int64
-	RetryAfter  string
-	ErrType     string
-	ErrCode     string
-	Duration    time.Duration
-	Body        string
-	TransportEr error
+	HeaderCost int64
+	Tokens     int64
+	RetryAfter string
+	// RateLimit and RateRemaining are X-RateLimit-Limit and X-RateLimit-Remaining.
+	RateLimit     string
+	RateRemaining string
+	ErrType       string
+	ErrCode       string
+	Duration      time.Duration
+	Body          string
+	TransportEr   error
 }
 
 // client sends requests to the replicas with enough connections for a flood.
@@ -473,6 +476,7 @@ func (c *client) chat(ctx context.Context, base, key string, req chatRequest) ch
 	defer func() { _ = resp.Body.Close() }()
 	out.Status = resp.StatusCode
 	out.RetryAfter = resp.Header.Get("Retry-After")
+	out.RateLimit, out.RateRemaining = resp.Header.Get("X-RateLimit-Limit"), resp.Header.Get("X-RateLimit-Remaining")
 	if h := resp.Header.Get("X-AI-Cost"); h != "" {
 		if n, err := parseNanos(h); err == nil {
 			out.HeaderCost = n

@@ -29,6 +29,10 @@ type rateLimitOutcome struct {
 	// other counts every other answer by "status code" (e.g. "503 store_unavailable").
 	other        map[string]int
 	minRA, maxRA int
+	// remaining is the set of X-RateLimit-Remaining values of served replies; badHeaders describes
+	// the first reply whose X-RateLimit-Limit was not 100.
+	remaining  map[string]bool
+	badHeaders string
 	// badRetryAfter describes the first 429 whose Retry-After was not integer seconds in
 	// 1..maxRetryAfter.
 	badRetryAfter string
@@ -55,10 +59,14 @@ func floodRateLimit(t *testing.T, tc rateLimitCase) rateLimitOutcome {
 	replies := floodBounded(t.Context(), c, reqs, appKey, func(i int) string { return rs[i%len(rs)].url }, tc.inFlight)
 	require.NoError(t, firstTransportError(replies))
 
-	out := rateLimitOutcome{servedBy: make([]int, len(rs)), other: map[string]int{}, minRA: 1 << 30}
+	out := rateLimitOutcome{servedBy: make([]int, len(rs)), other: map[string]int{}, minRA: 1 << 30, remaining: map[string]bool{}}
 	for i, r := range replies {
+		if (r.Status == http.StatusOK || r.Status == http.StatusTooManyRequests) && r.RateLimit != "100" && out.badHeaders == "" {
+			out.badHeaders = fmt.Sprintf("request %d (%d): X-RateLimit-Limit %q", i, r.Status, r.RateLimit)
+		}
 		switch r.Status {
 		case http.StatusOK:
+			out.remaining[r.RateRemaining] = true
 			out.served++
 			out.servedBy[i%len(rs)]++
 		case http.StatusTooManyRequests:
@@ -107,6 +115,14 @@ func TestRateLimitIsExactAcrossReplicas(t *testing.T) {
 			require.Empty(t, out.badRetryAfter, "every 429 says rate_limited with Retry-After in 1..%d s", tc.maxRetryAfter)
 			require.Equal(t, 100, out.served)
 			require.Equal(t, 900, out.limited)
+			require.Empty(t, out.badHeaders, "every reply says X-RateLimit-Limit: 100")
+			// Admissions are decided one at a time in Redis, so the 100 served replies carry each
+			// remaining count from 99 down to 0 exactly once.
+			want := map[string]bool{}
+			for i := range 100 {
+				want[strconv.Itoa(i)] = true
+			}
+			require.Equal(t, want, out.remaining, "X-RateLimit-Remaining of the served replies")
 			for i, s := range out.servedBy {
 				require.Positive(t, s, "replica %d served part of the limit", i)
 			}
