@@ -52,6 +52,11 @@ test-go: envtest ## Run the Go tests: unit, envtest controllers and CEL, data pl
 test-ts: ## Run the TypeScript client's tests (node's test runner) against a real data plane.
 	cd clients/typescript && npm test
 
+FUZZTIME ?= 10s
+.PHONY: fuzz
+fuzz: ## Run every fuzz target for FUZZTIME each (default 10s): parsers, stream decoders, compiler, request decoding.
+	hack/fuzz.sh $(FUZZTIME)
+
 .PHONY: dev
 dev: ## Run the gateway standalone on the embedded store with the no-key sample folder.
 	go run ./cmd/dataplane --manifests config/samples/dev

@@ -9,6 +9,7 @@ import (
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
+	"github.com/nself-org/ai-orchestration/dataplane/config"
 	"github.com/nself-org/ai-orchestration/internal/snapshotsecret"
 )
 
@@ -56,7 +57,7 @@ func TestTheManagerRepairsASnapshotSecretChangedOrDeletedByHand(t *testing.T) {
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
-			before := readSnapshot(t)
+			before := waitForSnapshot(t)
 			head := &corev1.Secret{}
 			require.NoError(t, k8sClient.Get(t.Context(), key, head))
 
@@ -94,6 +95,7 @@ func TestTheManagerRepairsASnapshotSecretChangedOrDeletedByHand(t *testing.T) {
 // resourceVersion that keeps moving).
 func TestThePublisherDoesNotRewriteAnUntouchedSnapshotSecret(t *testing.T) {
 	key := client.ObjectKey{Namespace: operatorNS, Name: snapshotsecret.DefaultName}
+	waitForSnapshot(t)
 	first := &corev1.Secret{}
 	require.NoError(t, k8sClient.Get(t.Context(), key, first))
 	// A publish pass that changes nothing, then a short look for writes it could have caused.
@@ -102,4 +104,17 @@ func TestThePublisherDoesNotRewriteAnUntouchedSnapshotSecret(t *testing.T) {
 		cur := &corev1.Secret{}
 		return k8sClient.Get(t.Context(), key, cur) == nil && cur.ResourceVersion != first.ResourceVersion
 	}, 500*time.Millisecond, tick, "an untouched snapshot Secret was rewritten")
+}
+
+// waitForSnapshot returns the published snapshot once there is one (a test run alone may start
+// before the manager's first publish).
+func waitForSnapshot(t *testing.T) *config.Snapshot {
+	t.Helper()
+	var snap *config.Snapshot
+	require.Eventually(t, func() bool {
+		var err error
+		snap, err = snapshotsecret.Read(t.Context(), k8sClient, operatorNS, snapshotsecret.DefaultName)
+		return err == nil
+	}, waitFor, tick, "no snapshot was published")
+	return snap
 }

@@ -275,7 +275,7 @@ type RateLimit struct {
 	Burst int64 `json:"burst,omitempty"`
 
 	// failMode is what happens when the shared store is unreachable: open lets requests through,
-	// closed refuses them with 429. Defaults to open.
+	// closed refuses them with 503 store_unavailable. Defaults to open.
 	// +optional
 	// +kubebuilder:default=open
 	FailMode FailMode `json:"failMode,omitempty"`
@@ -341,7 +341,7 @@ type FailMode string
 const (
 	// FailModeOpen lets requests through (and counts the outage in metrics).
 	FailModeOpen FailMode = "open"
-	// FailModeClosed refuses requests with 429.
+	// FailModeClosed refuses requests with 503 store_unavailable.
 	FailModeClosed FailMode = "closed"
 )
 

@@ -48,6 +48,12 @@ type Settings struct {
 	ShutdownTimeout time.Duration
 	MaxBodyBytes    int64
 	PollInterval    time.Duration
+	// StoreTimeout bounds a request's admission call to the limit store (governor.Options
+	// .AdmitTimeout); past it the fail modes apply. Zero takes the governor's default.
+	StoreTimeout time.Duration
+	// ReservationTTL is how long a budget reservation or concurrency slot of a replica that died
+	// mid-call holds (governor.Options.ReservationTTL). Zero takes the governor's default.
+	ReservationTTL time.Duration
 	// Kubeconfig selects a cluster outside the pod (tests, local runs); empty = in-cluster config.
 	Kubeconfig string
 	// seed holds the objects built from the seed's environment variables, when they are used.
@@ -78,11 +84,21 @@ func parseFlags(args []string, stderr io.Writer) (Settings, error) {
 	fs.DurationVar(&s.ShutdownTimeout, "shutdown-timeout", DefaultShutdownTimeout, "how long in-flight requests and streams may finish after SIGTERM")
 	fs.Int64Var(&s.MaxBodyBytes, "max-body-bytes", server.DefaultMaxBodyBytes, "largest request body accepted (413 above)")
 	fs.DurationVar(&s.PollInterval, "poll-interval", 500*time.Millisecond, "standalone: how often the manifest folder is checked for changes")
+	fs.DurationVar(&s.StoreTimeout, "store-timeout", governor.DefaultAdmitTimeout,
+		"how long admitting a request may wait for the limit store before the fail modes apply (a hung Redis; a down one fails at once)")
+	fs.DurationVar(&s.ReservationTTL, "reservation-ttl", governor.DefaultReservationTTL,
+		"how long a crashed replica's budget reservations and concurrency slots hold; must exceed the longest call, streams included")
 	fs.StringVar(&s.Kubeconfig, "kubeconfig", "", "cluster: kubeconfig file (default: in-cluster config)")
 	if err := fs.Parse(args); err != nil {
 		return s, err
 	}
 	fs.Visit(func(f *flag.Flag) { s.addrSet = s.addrSet || f.Name == "addr" })
+	if s.StoreTimeout <= 0 {
+		return s, fmt.Errorf("invalid --store-timeout %v: must be positive", s.StoreTimeout)
+	}
+	if s.ReservationTTL <= 0 {
+		return s, fmt.Errorf("invalid --reservation-ttl %v: must be positive", s.ReservationTTL)
+	}
 	if fs.NArg() > 0 {
 		return s, fmt.Errorf("unexpected arguments: %s", strings.Join(fs.Args(), " "))
 	}
@@ -145,7 +161,8 @@ func serve(ctx context.Context, s Settings, ln net.Listener, log *slog.Logger) e
 	defer func() { _ = st.Close() }()
 
 	holder := runtime.NewHolder(runtime.Options{NewProvider: providers.New, HTTPClient: providers.NewHTTPClient(0)}, m, log)
-	gov := governor.New(st, governor.Options{Logger: log, Registerer: m.Registry})
+	gov := governor.New(st, governor.Options{Logger: log, Registerer: m.Registry,
+		AdmitTimeout: s.StoreTimeout, ReservationTTL: s.ReservationTTL})
 	svc := handlers.NewService(handlers.Deps{
 		Governor: gov,
 		Planner:  route.NewPlanner(route.NewHealth(route.HealthOptions{}), route.PlannerOptions{}),

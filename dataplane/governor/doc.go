@@ -12,16 +12,28 @@ package governor
 //
 // # Store keys
 //
-//	aio:budget:{org}:<ns/name>:<subject>:<period>:<period start, local date>   scopes user, org
-//	aio:budget:{global}:<ns/name>:<subject>:<period>:<period start>            scopes apiKey, global
-//	aio:rl:{org}:<route>:<limit>:<per>:<subject>                               per user, org
-//	aio:rl:{global}:<route>:<limit>:<per>:<subject>                            per apiKey, model, global
+//	aio:budget:{u:<user>}:<ns/name>:<user>:<period>:<period start, local date>   scope user
+//	aio:budget:{org}:<ns/name>:<org>:<period>:<period start>                     scope org
+//	aio:budget:{global}:<ns/name>:<subject>:<period>:<period start>              scopes apiKey, global
+//	aio:rl:{u:<user>}:<route>:<limit>:user:<user>                                per user
+//	aio:rl:{org}:<route>:<limit>:org:<org>                                       per org
+//	aio:rl:{global}:<route>:<limit>:<per>:<subject>                              per apiKey, model, global
 //
-// The hash tag keeps an org's keys in one Redis Cluster slot, so a request touching only its org's
-// limits and budgets is one EVALSHA; apiKey, model and global ones add one call on a Cluster (none
-// on a single Redis or Sentinel). A consequence: a user budget counts a user's spend within one org
-// (user ids are taken to be unique per org). Budget keys expire seven days after their period ends;
-// the ledger keeps hours for [store.LedgerRetention] (400 days).
+// A user's budgets and per-user limits are keyed by the user alone, not by org: a user is one
+// subject whatever orgId a request names, so "each user $1 a day" cannot become $1 per org, and
+// a per-user limit cannot be multiplied by changing orgs (user ids are global, as the identity
+// the caller's auth asserts). An org's budgets and limits stay under the org.
+//
+// The hash tags ({u:<user>}, {org}, {global}) are Redis Cluster slots. On a single Redis or
+// Sentinel they do not matter: every check of a request is decided in one EVALSHA of admit.lua,
+// one round trip, all or nothing. On a Cluster (store.RedisOptions.SplitByTag, always on for a
+// ClusterClient) a request is one call per slot it touches — typically {u:<user>}, {org} and
+// {global}, so up to three round trips — decided in order; when a later slot refuses (or fails),
+// what the earlier slots consumed is given back (store.Redis rollback), and a rollback that
+// cannot reach Redis leaves reservations that expire after ReservationTTL. Budget keys expire
+// seven days after their period ends; the ledger keeps hours for [store.LedgerRetention] (400
+// days). Reports read the same keys: [Governor.Usage] and [BudgetReporter] derive them with the
+// same function as Admit, and list a user budget's subjects from the users of the global ledger.
 //
 // # Periods
 //
@@ -53,7 +65,11 @@ package governor
 //
 // # Store failures
 //
-// Store calls have a timeout (AdmitTimeout, SettleTimeout). When Admit's store call fails: if any
+// Store calls have a timeout (AdmitTimeout [DefaultAdmitTimeout, 2s], SettleTimeout). The
+// timeout is for a hung Redis; a down one (connection refused) fails at once, since the client
+// dials once without retries (store.DialRedis). It must be generous enough for a burst on a
+// healthy Redis: an admission that times out takes the fail mode, which under a flood means
+// serving past the limit (open) or spurious 503s (closed). When Admit's store call fails: if any
 // enforced limit has failMode closed, or a block budget applies and BudgetFailOpen is false, Admit
 // returns an error wrapping [ErrStoreUnavailable] (503) and counts aio_store_fail_closed_total;
 // otherwise it admits and counts aio_store_fail_open_total. An open admission still carries its

@@ -122,8 +122,8 @@ func TestParallelRequestsNeverOverspendABudget(t *testing.T) {
 		require.Equal(t, money.Nanos(0), *rep.Remaining)
 		require.Equal(t, 450.0, testutil.ToFloat64(m.BudgetDecisions.WithLabelValues("block", "blocked")))
 
-		// The keys follow the documented layout, under the org's hash tag.
-		states, err := st.Budgets(t.Context(), []string{"aio:budget:{o1}:team/daily:u1:daily:2026-11-25"})
+		// The keys follow the documented layout, under the user's hash tag (not the org's).
+		states, err := st.Budgets(t.Context(), []string{"aio:budget:{u:u1}:team/daily:u1:daily:2026-11-25"})
 		require.NoError(t, err)
 		require.Equal(t, int64(50_000_000), states[0].Spent)
 	})
@@ -462,7 +462,7 @@ func TestLimitsAcrossClusterSlotsRefuseWithoutReservingInTheOtherSlot(t *testing
 		{Name: "model", Per: config.PerModel, Algorithm: config.AlgorithmSlidingWindow, Requests: 1, Window: time.Minute}}}
 	req := chatReq("u1", usd("0.25"))
 	req.Route = route
-	_, err := g.Admit(t.Context(), snap, req) // {global}: model limit; {o1}: the user's budget
+	_, err := g.Admit(t.Context(), snap, req) // {global}: model limit; {u:u1}: the user's budget
 	require.NoError(t, err)
 
 	req2 := chatReq("u1", usd("0.25"))
@@ -505,11 +505,11 @@ func TestBudgetReportsListSubjectsSpendAndWhoIsOver(t *testing.T) {
 		users := reports[0]
 		require.Equal(t, "team/each-user", users.Name)
 		require.Len(t, users.Statuses, 2)
-		require.Equal(t, "o1/u1", users.Statuses[0].Subject)
+		require.Equal(t, "u1", users.Statuses[0].Subject)
 		require.Equal(t, usd("0.002"), users.Statuses[0].Spent)
-		require.Equal(t, "o2/u2", users.Statuses[1].Subject)
+		require.Equal(t, "u2", users.Statuses[1].Subject)
 		require.Equal(t, usd("0.001"), users.Statuses[1].Remaining)
-		require.Equal(t, []string{"o1/u1"}, users.OverBudget)
+		require.Equal(t, []string{"u1"}, users.OverBudget)
 
 		org := reports[1]
 		require.Len(t, org.Statuses, 1)
@@ -551,4 +551,60 @@ func TestProviderQuotasHoldAcrossCallersAndSayWhenThereIsRoom(t *testing.T) {
 		require.NoError(t, err)
 		require.True(t, ok)
 	})
+}
+
+func TestAUsersBudgetAndLimitHoldWhateverOrgTheRequestNames(t *testing.T) {
+	cases := map[string]storetest.NewStoreFunc{
+		"memory":                            storetest.NewMemoryStore,
+		"one redis, one call":               storetest.NewRedisStore(false),
+		"redis split by slot, as a cluster": storetest.NewRedisStore(true),
+	}
+	for name, newStore := range cases {
+		t.Run(name, func(t *testing.T) {
+			st, clock := newStore(t)
+			g, _ := newGov(st, clock)
+			snap := &config.Snapshot{Budgets: []config.Budget{
+				userBudget("each-user", "0.002", config.ActionBlock),
+				{Name: "team/orgs", Scope: config.ScopeOrg, Subject: config.AnySubject, Action: config.ActionBlock,
+					TimeZone: "UTC", Limits: []config.BudgetLimit{{Period: config.PeriodDaily, Limit: usd("1")}}},
+			}}
+			budgetCall := func(org string) error {
+				req := chatReq("dave", usd("0.001"))
+				req.Org = org
+				d, err := g.Admit(t.Context(), snap, req)
+				if err != nil {
+					return err
+				}
+				require.NoError(t, g.Settle(t.Context(), req, d.Ticket, charge(usd("0.001"), 1, 1)))
+				return nil
+			}
+			require.NoError(t, budgetCall("org-0"))
+			require.NoError(t, budgetCall("org-1"))
+			var de *governor.DeniedError
+			require.ErrorAs(t, budgetCall("org-2"), &de, "a third org gives dave no fresh budget")
+			require.Equal(t, governor.DeniedByBudget, de.Kind)
+
+			rep, err := g.Usage(t.Context(), snap, governor.Query{User: "dave"})
+			require.NoError(t, err)
+			require.Len(t, rep.Budgets, 1, "without an org only the user's budget applies")
+			require.Equal(t, usd("0.002"), rep.Budgets[0].Spent, "the spend of both orgs")
+			reports, err := g.(governor.BudgetReporter).BudgetReports(t.Context(), snap)
+			require.NoError(t, err)
+			require.Equal(t, []string{"dave"}, reports[0].OverBudget)
+			require.Len(t, reports[1].Statuses, 2, "each org still has its own budget")
+
+			route := &config.Route{Name: "team/chat", RateLimits: []config.RateLimit{{Name: "per-user", Per: config.PerUser,
+				Algorithm: config.AlgorithmSlidingWindow, Requests: 2, Window: time.Minute, FailMode: config.FailClosed}}}
+			limitCall := func(org string) error {
+				req := chatReq("erin", 0)
+				req.Org, req.Route = org, route
+				_, err := g.Admit(t.Context(), nil, req)
+				return err
+			}
+			require.NoError(t, limitCall("org-0"))
+			require.NoError(t, limitCall("org-1"))
+			require.ErrorAs(t, limitCall("org-2"), &de, "a third org gives erin no fresh limit")
+			require.Equal(t, governor.DeniedByRateLimit, de.Kind)
+		})
+	}
 }

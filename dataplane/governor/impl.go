@@ -25,20 +25,32 @@ var ErrIdentityRequired = errors.New("a request needs a user and an org")
 // ErrTicketSettled is returned by Settle for a ticket that was already settled.
 var ErrTicketSettled = errors.New("ticket already settled")
 
+// DefaultAdmitTimeout is Options.AdmitTimeout's default. 500 ms proved too tight: 1 000 parallel
+// requests over three replicas on a loaded 2-core machine kept some admissions waiting longer than
+// that on a healthy Redis (CPU starvation of the replicas plus queueing for pooled connections).
+const DefaultAdmitTimeout = 2 * time.Second
+
+// DefaultReservationTTL is Options.ReservationTTL's default.
+const DefaultReservationTTL = 10 * time.Minute
+
 // Options configures [New]. Zero values take the defaults in brackets.
 type Options struct {
 	// Clock decides budget periods (which day/week/month a request falls in) and ledger hours
 	// [store.SystemClock]. Windows of rate limits use the store's clock (Redis TIME).
 	Clock store.Clock
 	// ReservationTTL is how long a budget reservation or concurrency slot outlives a replica that
-	// crashed before settling [10m]. It must exceed the longest call (streams included): a
-	// reservation that expires while its call still runs frees budget that is still at risk.
+	// crashed before settling [DefaultReservationTTL, 10m]. It must exceed the longest call
+	// (streams included): a reservation that expires while its call still runs frees budget that
+	// is still at risk.
 	ReservationTTL time.Duration
-	// AdmitTimeout bounds the store call of Admit [500ms]; on timeout the fail mode applies. An
-	// unreachable Redis fails at once (connection refused); the timeout is for a hung one, and it
-	// leaves room for bursts queueing for a pooled connection.
+	// AdmitTimeout bounds the store call of Admit [DefaultAdmitTimeout]; on timeout the fail mode
+	// applies. An unreachable Redis fails at once (connection refused); the timeout is for a hung
+	// one. It must leave room for a burst queueing on a healthy Redis: a timed-out admission takes
+	// the fail mode (served past the limit when open, a spurious 503 when closed), so a tight value
+	// turns load into wrong answers.
 	AdmitTimeout time.Duration
-	// SettleTimeout bounds Settle [2s]: settling is what records cost, so it may wait longer.
+	// SettleTimeout bounds Settle [the larger of 2s and AdmitTimeout]: settling is what records
+	// cost, so it never waits less than admission.
 	SettleTimeout time.Duration
 	// BudgetFailOpen admits requests under block budgets when the store is unavailable
 	// [false: fail closed, so budgets never overspend]. Rate limits follow their own failMode.
@@ -71,13 +83,13 @@ func New(st store.Store, opts Options) Governor {
 		opts.Clock = store.SystemClock{}
 	}
 	if opts.ReservationTTL <= 0 {
-		opts.ReservationTTL = 10 * time.Minute
+		opts.ReservationTTL = DefaultReservationTTL
 	}
 	if opts.AdmitTimeout <= 0 {
-		opts.AdmitTimeout = 500 * time.Millisecond
+		opts.AdmitTimeout = DefaultAdmitTimeout
 	}
 	if opts.SettleTimeout <= 0 {
-		opts.SettleTimeout = 2 * time.Second
+		opts.SettleTimeout = max(2*time.Second, opts.AdmitTimeout)
 	}
 	if opts.KeyPrefix == "" {
 		opts.KeyPrefix = "aio"
@@ -119,12 +131,17 @@ func (g *gov) newID() string {
 
 func tagFor(id string) string { return "{" + id + "}" }
 
+// userTag is the hash tag of a user's own keys (per-user limits and user budgets). It names the
+// user alone, not the org, so that a user is one subject whatever orgId a request carries: a
+// per-user limit or a user budget cannot be multiplied by sending other orgs.
+func userTag(user string) string { return "u:" + user }
+
 // rateSubject returns the subject and hash tag of a rate limit's dimension; ok is false when the
 // request has no value for it (e.g. no API key), in which case the limit does not apply.
 func rateSubject(per string, req *Request) (subject, tag string, ok bool) {
 	switch per {
 	case config.PerUser:
-		return req.User, req.Org, req.User != ""
+		return req.User, userTag(req.User), req.User != ""
 	case config.PerOrg:
 		return req.Org, req.Org, req.Org != ""
 	case config.PerAPIKey:
@@ -293,12 +310,12 @@ func (g *gov) budgetKey(tag, name, subject, period, label string) string {
 }
 
 // budgetSubject is the subject a budget counts a request under, and the hash tag of its keys:
-// org-level scopes live with the org ({org}); apiKey and global budgets span orgs ({global}).
-// A user budget therefore counts a user's spend within one org.
+// a user's budgets live with the user ({u:user}, across every org the user acts in), an org's with
+// the org ({org}); apiKey and global budgets span orgs ({global}).
 func budgetSubject(b *config.Budget, id Identity) (subject, tag string) {
 	switch b.Scope {
 	case config.ScopeUser:
-		return id.User, id.Org
+		return id.User, userTag(id.User)
 	case config.ScopeOrg:
 		return id.Org, id.Org
 	case config.ScopeAPIKey:

@@ -106,8 +106,9 @@ func filterCell(q Query) (tag string, k store.LedgerKey) {
 }
 
 // Usage implements [Governor]. The window defaults to the last 24 hours (hour granularity: the
-// current hour is included whole, the oldest partly covered hour too). Budgets of scope user
-// and org are keyed under the org, so they are reported only when q.Org is set.
+// current hour is included whole, the oldest partly covered hour too). Budgets of scope org are
+// reported only when q.Org is set; a user's budgets count the user across every org, so q.Org
+// does not change them.
 func (g *gov) Usage(ctx context.Context, snap *config.Snapshot, q Query) (*UsageReport, error) {
 	now := g.opts.Clock.Now()
 	from, to, err := queryWindow(q, now, 24*time.Hour)
@@ -134,20 +135,26 @@ func (g *gov) Usage(ctx context.Context, snap *config.Snapshot, q Query) (*Usage
 	type entry struct {
 		b        *config.Budget
 		subject  string
-		tag      string
+		tag      string // of the ledger its run rate is read from
 		l        config.BudgetLimit
 		resetsAt time.Time
 	}
 	var entries []entry
 	var keys []string
 	for _, b := range g.index(snap).applicable(id) {
-		if (b.Scope == config.ScopeUser || b.Scope == config.ScopeOrg) && q.Org == "" {
+		if b.Scope == config.ScopeOrg && q.Org == "" {
 			continue
 		}
 		subject, btag := budgetSubject(b, id)
+		// The run rate comes from the ledger: an org's budget from the org's ledger, the others
+		// (a user's spans every org the user acts in) from the global one.
+		ltag := store.GlobalTag
+		if b.Scope == config.ScopeOrg {
+			ltag = q.Org
+		}
 		for _, l := range b.Limits {
 			_, end, label := PeriodBounds(now, location(b.TimeZone), l.Period)
-			entries = append(entries, entry{b: b, subject: subject, tag: btag, l: l, resetsAt: end})
+			entries = append(entries, entry{b: b, subject: subject, tag: ltag, l: l, resetsAt: end})
 			keys = append(keys, g.budgetKey(btag, b.Name, subject, l.Period, label))
 		}
 	}

@@ -5,7 +5,6 @@ import (
 	"fmt"
 	"math"
 	"sort"
-	"strings"
 	"time"
 
 	"github.com/nself-org/ai-orchestration/dataplane/config"
@@ -143,13 +142,14 @@ func budgetSubjects(b *config.Budget, start time.Time, active func(string, time.
 	switch b.Scope {
 	case config.ScopeUser:
 		match := all
+		// A user's budget counts the user across every org (see budgetSubject), so its subjects
+		// are the users of the global ledger, not user-in-org pairs.
 		if b.Subject != config.AnySubject {
-			match = func(k string) bool { return strings.HasPrefix(k, b.Subject+store.KeySep) }
+			match = func(k string) bool { return k == b.Subject }
 		}
-		for _, k := range active(store.DimUserOrg, start, match) {
-			user, org, _ := strings.Cut(k, store.KeySep)
-			out = append(out, subjectKey{display: org + "/" + user, subject: user, tag: org,
-				cell: store.LedgerKey{Dim: store.DimUserOrg, Key: k}})
+		for _, user := range active(store.DimUser, start, match) {
+			out = append(out, subjectKey{display: user, subject: user, tag: userTag(user),
+				cell: store.LedgerKey{Dim: store.DimUser, Key: user}})
 		}
 	case config.ScopeOrg:
 		subjects := []string{b.Subject}

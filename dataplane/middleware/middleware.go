@@ -203,8 +203,18 @@ func NewRuntime(h *runtime.Holder) gin.HandlerFunc {
 // NewAuth requires "Authorization: Bearer <key>" matching a client key of the request's
 // snapshot. Whether the key may act for the request's org is decided by the handler (see
 // [Authorize]) because the org is in the body.
-func NewAuth() gin.HandlerFunc {
+func NewAuth() gin.HandlerFunc { return NewAuthWithLimiter(nil) }
+
+// NewAuthWithLimiter is [NewAuth] that also refuses, with 429, source addresses that sent too
+// many invalid keys (see [BadKeyLimiter]); a nil limiter turns that off.
+func NewAuthWithLimiter(bad *BadKeyLimiter) gin.HandlerFunc {
 	return func(c *gin.Context) {
+		if bad != nil {
+			if wait := bad.retryAfter(c.ClientIP()); wait > 0 {
+				apierror.Abort(c, tooManyBadKeys(wait))
+				return
+			}
+		}
 		rt := Runtime(c)
 		h := c.GetHeader("Authorization")
 		scheme, token, ok := strings.Cut(h, " ")
@@ -218,6 +228,9 @@ func NewAuth() gin.HandlerFunc {
 		}
 		k, ok := rt.Authenticate(strings.TrimSpace(token))
 		if !ok {
+			if bad != nil {
+				bad.fail(c.ClientIP())
+			}
 			apierror.Abort(c, apierror.Unauthorized("invalid API key"))
 			return
 		}

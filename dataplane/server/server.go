@@ -142,9 +142,13 @@ func New(cfg Config, h *handlers.Handlers, holder *runtime.Holder, m *metrics.Me
 	// apiKey budget subjects are "namespace/name" and travel as %2F inside {subject}; match on
 	// the raw path so that they stay one segment.
 	e.UseRawPath = true
+	// The bad-key limiter and the logs key on the peer address; X-Forwarded-For from an arbitrary
+	// client would let it pick its own address.
+	_ = e.SetTrustedProxies(nil)
 	e.ContextWithFallback = true
 	e.Use(middleware.NewRecovery(log), middleware.NewRequestLog(log, m), middleware.NewBodyLimit(cfg.MaxBodyBytes))
-	snap, auth := middleware.NewRuntime(holder), middleware.NewAuth()
+	snap := middleware.NewRuntime(holder)
+	auth := middleware.NewAuthWithLimiter(middleware.NewBadKeyLimiter(middleware.DefaultBadKeyBurst, middleware.DefaultBadKeyRefill, nil))
 	for _, r := range s.routes {
 		chain := []gin.HandlerFunc{r.Handler}
 		if r.Auth {

@@ -104,9 +104,9 @@ func requireExactBudget(t *testing.T, out budgetOutcome) {
 }
 
 // TestBudgetIsExactWhenRequestsRaceAcrossReplicas: 500 requests race for a budget that fits 50.
-// Over Redis they are 30 in flight at a time (10 per replica); all 500 at once is the pending
-// test (some admissions then exceed the governor's 500 ms store timeout on this machine and are
-// refused 503, see pending_budget_flood_test.go) and the safety test below.
+// Over Redis they are 30 in flight at a time (10 per replica); all 500 at once is
+// TestBudgetIsExactWhenFiveHundredRequestsArriveAtOnce (budget_flood_test.go) and the safety test
+// below.
 func TestBudgetIsExactWhenRequestsRaceAcrossReplicas(t *testing.T) {
 	cases := map[string]budgetCase{
 		"three replicas on one Redis serve exactly the budget":                      {replicas: 3, redisDB: 1, inFlight: 30},

@@ -95,9 +95,8 @@ func inFlightLabel(n int) string {
 }
 
 // TestRateLimitIsExactAcrossReplicas sends 1 000 requests for one user, 30 in flight at a time
-// (10 per replica), against a limit of 100. All 1 000 at once is the pending test: on a loaded
-// 2-core machine some admissions then exceed the governor's 500 ms store timeout and take the
-// fail mode instead of the limit (see pending_ratelimit_flood_test.go).
+// (10 per replica), against a limit of 100. All 1 000 at once is
+// TestRateLimitHoldsWhenAThousandRequestsArriveAtOnce (ratelimit_flood_test.go).
 func TestRateLimitIsExactAcrossReplicas(t *testing.T) {
 	cases := map[string]rateLimitCase{
 		"a sliding window of 100 a minute serves exactly 100 of 1000": {algorithm: "sliding-window", window: "1m",

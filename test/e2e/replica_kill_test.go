@@ -86,7 +86,7 @@ func (k *killScenario) fastCall(t *testing.T) chatReply {
 // TestAKilledReplicasReservationKeepsGuardingTheBudget proves the first half of the crash
 // behaviour with the data plane's default reservation TTL (10 min): after replica A dies holding a
 // reservation, replica B still counts it, so the budget is not overspent by a crash. The release
-// after the TTL is in pending_replica_kill_test.go (it needs a configurable TTL).
+// after the TTL is TestAKilledReplicasReservationExpiresAndFreesTheBudget (--reservation-ttl 4s).
 func TestAKilledReplicasReservationKeepsGuardingTheBudget(t *testing.T) {
 	k := killMidRequest(t, 5)
 
@@ -99,4 +99,32 @@ func TestAKilledReplicasReservationKeepsGuardingTheBudget(t *testing.T) {
 		usd(settled), usd(left))
 	require.Equal(t, int64(killRemainingNanos), left, "the dead replica's reservation still counts")
 	require.Equal(t, int64(0), settled, "nothing was billed: the provider never answered A")
+}
+
+// killTTL is the reservation TTL the replicas run with. It must outlive the slow call (3 s) so that
+// a live reservation is never freed early — here only the dead replica's is.
+const killTTL = 4 * time.Second
+
+// TestAKilledReplicasReservationExpiresAndFreesTheBudget runs the replicas with
+// `--reservation-ttl 4s` (governor.Options.ReservationTTL, default 10m): the reservation of a
+// replica SIGKILLed mid-call holds the budget until it expires, then the budget is free again.
+func TestAKilledReplicasReservationExpiresAndFreesTheBudget(t *testing.T) {
+	k := killMidRequest(t, 6, "--reservation-ttl", killTTL.String())
+
+	rep := k.fastCall(t)
+	require.Equal(t, http.StatusPaymentRequired, rep.Status, "B refuses while A's reservation lives: %s", rep.Body)
+	require.Equal(t, "budget_exceeded", rep.ErrCode)
+
+	deadline := k.killed.Add(killTTL + 2*time.Second)
+	for remaining(t, k.c, k.b) != killBudgetNanos {
+		require.True(t, time.Now().Before(deadline), "A's reservation outlived its TTL (%v)", killTTL)
+		time.Sleep(50 * time.Millisecond) // polling the usage API for the expiry, not synchronisation
+	}
+	released := time.Since(k.killed)
+	rep = k.fastCall(t)
+	require.Equal(t, http.StatusOK, rep.Status, "B serves once the reservation expired: %s", rep.Body)
+	require.Equal(t, int64(perRequestNanos), rep.Cost)
+	t.Logf("A SIGKILLed mid-call: B refused (402) until the reservation expired %v after the kill (TTL %v from admission), then served at %s; spent=%s",
+		released.Round(time.Millisecond), killTTL, usd(rep.Cost), usd(spent(t, k.c, k.b)))
+	require.Equal(t, int64(perRequestNanos), spent(t, k.c, k.b), "only B's call was billed")
 }

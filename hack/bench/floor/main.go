@@ -10,8 +10,10 @@
 package main
 
 import (
+	"bytes"
 	"flag"
 	"fmt"
+	"io"
 	"net"
 	"net/http"
 	"net/http/httputil"
@@ -37,13 +39,27 @@ func main() {
 	proxy.Transport = tr
 	// ReverseProxy flushes text/event-stream replies at once by itself; nothing else to set.
 
+	// The request body is read before proxying: net/http's HTTP/1 server closes an unread
+	// request body once the response starts, and a streamed reply that begins while the
+	// transport still holds the body gets cut (golang/go#40747). A gateway reads the body anyway.
+	handler := http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		body, err := io.ReadAll(r.Body)
+		if err != nil {
+			http.Error(w, "failed to read the request body", http.StatusBadRequest)
+			return
+		}
+		r.Body = io.NopCloser(bytes.NewReader(body))
+		r.ContentLength = int64(len(body))
+		proxy.ServeHTTP(w, r)
+	})
+
 	ln, err := net.Listen("tcp", *addr)
 	if err != nil {
 		fmt.Fprintf(os.Stderr, "floor: failed to listen on %s: %v\n", *addr, err)
 		os.Exit(1)
 	}
 	fmt.Printf("listening on http://%s\n", ln.Addr())
-	srv := &http.Server{Handler: proxy, ReadHeaderTimeout: 10 * time.Second}
+	srv := &http.Server{Handler: handler, ReadHeaderTimeout: 10 * time.Second}
 	if err := srv.Serve(ln); err != nil {
 		fmt.Fprintf(os.Stderr, "floor: failed to serve: %v\n", err)
 		os.Exit(1)

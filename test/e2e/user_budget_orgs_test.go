@@ -1,5 +1,3 @@
-//go:build pending
-
 package e2e
 
 import (
@@ -11,10 +9,9 @@ import (
 )
 
 // TestAUserBudgetHoldsAcrossTheOrgsTheUserActsIn: an AIBudget of scope user, subject "*", gives each
-// user $0.002 a day (two $0.001 calls). The governor keys user budgets by org and user (the org is
-// the Redis Cluster hash tag), so the same userId sent with another orgId gets a fresh budget: an
-// app key allowed for any org can spend N × the user's budget. Pending until the lead decides
-// whether a user's budget is per org (then document it) or global (then fix it).
+// user $0.002 a day (two $0.001 calls). The governor keys user budgets by the user alone (hash tag
+// {u:<user>}), so the same userId sent with another orgId gets no fresh budget: an app key allowed
+// for any org cannot spend N × the user's budget.
 func TestAUserBudgetHoldsAcrossTheOrgsTheUserActsIn(t *testing.T) {
 	dir := manifests(t, map[string]string{
 		"keys.yaml":     apiKeys,

@@ -1,5 +1,3 @@
-//go:build pending
-
 package e2e
 
 import (
@@ -9,10 +7,11 @@ import (
 )
 
 // TestRateLimitHoldsWhenAThousandRequestsArriveAtOnce is the issue's figure: 1 000 requests for one
-// user at once over three replicas → exactly 100 served, 900 × 429. On this 2-core machine (load
-// average ~8–10) part of the flood waits longer than the governor's AdmitTimeout (500 ms) for
-// Redis and takes the fail mode: 503 store_unavailable with failMode closed, and — worse — served
-// past the limit with failMode open (the default). Run with `-tags pending`.
+// user at once over three replicas → exactly 100 served, 900 × 429, whatever the fail mode. With
+// the former 500 ms admit timeout part of such a flood on this loaded 2-core machine waited longer
+// than that for a healthy Redis and took the fail mode: 503 store_unavailable with failMode
+// closed, and served past the limit with failMode open (140 to 746 of 1 000). The governor's
+// default is now 2 s (--store-timeout); the slowest admission measured here was ~1.5 s.
 func TestRateLimitHoldsWhenAThousandRequestsArriveAtOnce(t *testing.T) {
 	cases := map[string]rateLimitCase{
 		"a fail-closed sliding window serves exactly 100 of 1000": {algorithm: "sliding-window", window: "1m",

@@ -1,0 +1,103 @@
+package main
+
+import (
+	"context"
+	"fmt"
+	"strconv"
+	"strings"
+	"time"
+)
+
+// holdResult is one target of the open-streams test.
+type holdResult struct {
+	target          string
+	streams         int
+	completed, errs int64
+	ttfb50, ttfb99  time.Duration
+	idleRSS, peak   int64
+}
+
+type holdReport struct {
+	n       int
+	hold    time.Duration
+	results []holdResult
+}
+
+// holdStreams holds n streams open at once for about hold each, through the floor and the data
+// plane in front of a slow mock (its own process: 50 chunks spread over hold), and reports each
+// process's peak RSS — the memory target is stated with 1 000 open streams.
+func holdStreams(ctx context.Context, o options, pm *procs, bins map[string]string, root, tmp string, w *workload) (*holdReport, error) {
+	delay := o.holdFor / 50
+	mock, err := pm.startListening(ctx, "slow-mock", bins["mockupstream"], "--addr", "127.0.0.1:0", "--kind", "openai",
+		"--chunks", "50", "--chunk-delay", delay.String())
+	if err != nil {
+		return nil, err
+	}
+	defer pm.stop(mock)
+	floor, err := pm.startListening(ctx, "slow-floor", bins["floor"], "--addr", "127.0.0.1:0", "--upstream", mock.url)
+	if err != nil {
+		return nil, err
+	}
+	defer pm.stop(floor)
+	targets := []*proc{floor}
+	dp, err := startDataplane(ctx, pm, "slow-dataplane", bins["dataplane"], root, tmp, mock.url, "", o.dataplaneLog)
+	if err != nil {
+		return nil, err
+	}
+	defer pm.stop(dp)
+	targets = append(targets, dp)
+	if o.redisURL != "" {
+		dpr, err := startDataplane(ctx, pm, "slow-dataplane+redis", bins["dataplane"], root, tmp, mock.url, o.redisURL, o.dataplaneLog)
+		if err != nil {
+			return nil, err
+		}
+		defer pm.stop(dpr)
+		targets = append(targets, dpr)
+	}
+	rep := &holdReport{n: o.holdStreams, hold: o.holdFor}
+	for _, t := range targets {
+		// Warm up (tokenizer, connection pools) with a few streams, then measure from there.
+		if _, err := runGo(ctx, true, t.url, 4, o.holdFor+time.Second, w); err != nil {
+			return nil, fmt.Errorf("warm-up of %s failed: %w", t.name, err)
+		}
+		idle := currentRSS(t.pid)
+		t.resetPeak()
+		logf("holding %d streams open through %s for %s", o.holdStreams, t.name, o.holdFor)
+		// One stream per worker: the cell ends just after the first streams complete.
+		res, err := runGo(ctx, true, t.url, o.holdStreams, o.holdFor+o.holdFor/2, w)
+		if err != nil {
+			return nil, fmt.Errorf("%s: %w", t.name, err)
+		}
+		name := strings.TrimPrefix(t.name, "slow-")
+		rep.results = append(rep.results, holdResult{target: name, streams: o.holdStreams, completed: res.requests, errs: res.errors,
+			ttfb50: res.ttfb50, ttfb99: res.ttfb99, idleRSS: idle, peak: t.peakRSS()})
+		logf("    peak RSS %.1f MiB, %d streams completed, %d errors", float64(t.peakRSS())/(1<<20), res.requests, res.errors)
+	}
+	return rep, nil
+}
+
+func currentRSS(pid int) int64 {
+	p := &proc{pid: pid}
+	return p.statusKB("VmRSS:")
+}
+
+func (r *holdReport) markdown() string {
+	var b strings.Builder
+	fmt.Fprintf(&b, "### %d streams held open at once (mock: 50 chunks over %s)\n\n", r.n, r.hold)
+	b.WriteString("| target | streams completed | errors | TTFB p50 | TTFB p99 | RSS before MiB | peak RSS MiB | per stream KiB |\n|---|---:|---:|---:|---:|---:|---:|---:|\n")
+	for _, x := range r.results {
+		per := float64(x.peak-x.idleRSS) / 1024 / float64(max(x.streams, 1))
+		fmt.Fprintf(&b, "| %s | %d | %d | %s | %s | %.1f | %.1f | %.0f |\n", x.target, x.completed, x.errs, us(x.ttfb50), us(x.ttfb99),
+			float64(x.idleRSS)/(1<<20), float64(x.peak)/(1<<20), per)
+	}
+	for _, x := range r.results {
+		if strings.HasPrefix(x.target, "dataplane") {
+			ok := "yes"
+			if x.peak >= 100<<20 || x.errs > 0 {
+				ok = "**no**"
+			}
+			fmt.Fprintf(&b, "\nTarget: %s RSS < 100 MiB with %s open streams: %.1f MiB, %d errors — met: %s\n", x.target, strconv.Itoa(r.n), float64(x.peak)/(1<<20), x.errs, ok)
+		}
+	}
+	return b.String()
+}

@@ -1,0 +1,126 @@
+package tokproto
+
+import (
+	"math/rand/v2"
+	"strings"
+	"testing"
+	"unicode/utf8"
+
+	"github.com/stretchr/testify/require"
+	"github.com/tiktoken-go/tokenizer"
+)
+
+func lib(t testing.TB) (tokenizer.Codec, *fastCodec) {
+	c, err := tokenizer.Get(tokenizer.O200kBase)
+	require.NoError(t, err)
+	f := newFastCodec(c)
+	require.NotNil(t, f, "the library's vocabulary must be readable")
+	return c, f
+}
+
+func same(t *testing.T, c tokenizer.Codec, f *fastCodec, s string) {
+	t.Helper()
+	want, _, err := c.Encode(s)
+	require.NoError(t, err)
+	got := f.encode(s)
+	if len(want) == 0 {
+		want = nil
+	}
+	require.Equal(t, want, got, "text %q", s)
+	n, ok := f.count(s)
+	require.True(t, ok)
+	require.Equal(t, len(want), n, "text %q", s)
+}
+
+var palette = []string{
+	"a", "Z", "hello", "World", "HELLO", "McDonald", "iPhone", "'s", "'S", "'ll", "'LL", "'re", "'ve", "'m", "'d", "'t", "'x", "ſ", "'ſ",
+	"0", "7", "123", "45678", "٣", "１", "Ⅻ", "²", "½",
+	" ", "  ", "   ", "\t", "\n", "\r", "\r\n", "\n\n", " \n ", " \n \n", "  \r\n", "\n\r", "\u00a0", "\u2028", "\u3000", "\u0085", "\v", "\f",
+	"!", "?", ".", ",", "/", "//", "...", "—", "“", "”", "(", ")", "{", "}", "[", "]", "<", ">", "#", "$", "€", "@", "_", "-", "+", "=", "*", "&", "%", "^", "~", "`", "|", "\\", "\"", "'",
+	"é", "e\u0301", "\u0301", "\u0301\u0301", "ñ", "ß", "Ǆ", "ǅ", "ǆ", "ʰ", "ª", "º", "Ω", "ω", "Привет", "мир", "ПРИВЕТ",
+	"中文", "日本語", "ひらがな", "カタカナ", "한국어", "العربية", "עברית", "ไทย", "\u0e31", "हिन्दी", "\u093f",
+	"😀", "👍🏽", "👨‍👩‍👧", "\u200d", "\ufeff", "\u00ad", "🇩🇪",
+}
+
+func TestFastCountMatchesTheLibraryOnTrickyText(t *testing.T) {
+	c, f := lib(t)
+	fixed := []string{
+		"", " ", "hello world", "Hello, World! It's 2024-11-25.", "  leading and trailing  ", "a\n\nb", "a \n b", "x  \ny",
+		"I'LL DO IT, you'll see; we'd, they're, I've, I'm, can't", "don'ſ", "HTTPServer", "getHTTPResponseCode",
+		"naïve café résumé", "cafe\u0301", "\u0301abc", " \u0301", "!\u0301", "ΑΒΓ αβγ", "mixedCASEWords andMore",
+		"12345678901234567890", "3.14159 and 2,718", "path/to/file.go\n/usr/bin", "!!!\n/", "a  \t b", "end with spaces   ",
+		"tab\tseparated\tvalues", "\r\n\r\n", "line1\r\nline2", "email a@b.com phone +1 (555) 123-4567",
+		strings.Repeat("a", 300), strings.Repeat("ab", 200), strings.Repeat("!", 150), strings.Repeat(" ", 200) + "x",
+		strings.Repeat("中", 120), strings.Repeat("😀", 40), strings.Repeat("supercalifragilistic", 10),
+	}
+	for _, s := range fixed {
+		same(t, c, f, s)
+	}
+}
+
+func TestFastCountMatchesTheLibraryOnRandomMixtures(t *testing.T) {
+	c, f := lib(t)
+	r := rand.New(rand.NewPCG(1, 2))
+	for range 20000 {
+		var b strings.Builder
+		for k := r.IntN(30); k >= 0; k-- {
+			b.WriteString(palette[r.IntN(len(palette))])
+		}
+		same(t, c, f, b.String())
+	}
+}
+
+// Every code point of the planes that hold assigned characters, in a few contexts, in batches.
+func TestFastCountMatchesTheLibraryForEveryCodePoint(t *testing.T) {
+	c, f := lib(t)
+	contexts := []func(r rune) string{
+		func(r rune) string { return string(r) },
+		func(r rune) string { return "a" + string(r) + "b " },
+		func(r rune) string { return " " + string(r) + string(r) + "A" },
+		func(r rune) string { return "1" + string(r) + "\n" },
+		func(r rune) string { return "!" + string(r) + "'s" },
+	}
+	var b strings.Builder
+	flush := func() {
+		same(t, c, f, b.String())
+		b.Reset()
+	}
+	for r := rune(0); r <= 0x3FFFF; r++ {
+		if !utf8.ValidRune(r) || r > 0x2FFFF && r < 0x30000 {
+			continue
+		}
+		for _, ctx := range contexts {
+			b.WriteString(ctx(r))
+		}
+		if b.Len() > 400 {
+			flush()
+		}
+		if r == 0x2FFFF {
+			r = 0xDFFFF // skip to plane 14
+		}
+	}
+	flush()
+}
+
+func TestInvalidUTF8IsLeftToTheLibrary(t *testing.T) {
+	_, f := lib(t)
+	_, ok := f.count("abc\xffdef")
+	require.False(t, ok)
+}
+
+func BenchmarkLibraryCount(b *testing.B) {
+	c, _ := lib(b)
+	s := strings.Repeat("The quarterly report shows revenue growth across all regions, while costs remained stable. ", 6)
+	for b.Loop() {
+		_, _ = c.Count(s)
+	}
+}
+
+func BenchmarkFastCount(b *testing.B) {
+	_, f := lib(b)
+	s := strings.Repeat("The quarterly report shows revenue growth across all regions, while costs remained stable. ", 6)
+	b.ReportAllocs()
+	for b.Loop() {
+		_, _ = f.count(s)
+	}
+}
