@@ -30,8 +30,8 @@ import (
 	"github.com/nself-org/ai-orchestration/dataplane/apierror"
 	"github.com/nself-org/ai-orchestration/dataplane/handlers"
 	"github.com/nself-org/ai-orchestration/dataplane/metrics"
-	"github.com/nself-org/ai-orchestration/dataplane/openapi"
 	"github.com/nself-org/ai-orchestration/dataplane/middleware"
+	"github.com/nself-org/ai-orchestration/dataplane/openapi"
 	"github.com/nself-org/ai-orchestration/dataplane/runtime"
 )
 
