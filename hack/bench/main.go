@@ -17,6 +17,7 @@
 //	go run ./hack/bench --duration 2s --rounds 1 --concurrency 16
 //	hack/bench/run.sh --redis                 # adds dataplane+redis on a throw-away redis-server
 //	go run ./hack/bench --profile             # also CPU + allocation profiles of the data plane
+//	go run ./hack/bench --table=false --hold-streams 1000   # peak RSS with 1000 open streams
 //
 // Everything listens on 127.0.0.1 only and is stopped when the run ends (or is interrupted).
 package main
@@ -55,6 +56,9 @@ type options struct {
 	profileConc  int
 	useWrk       bool
 	dataplaneLog string
+	table        bool
+	holdStreams  int
+	holdFor      time.Duration
 }
 
 func parseFlags(args []string) (options, error) {
@@ -79,6 +83,9 @@ func parseFlags(args []string) (options, error) {
 	fs.IntVar(&o.profileConc, "profile-concurrency", 16, "chat concurrency while profiling")
 	fs.BoolVar(&o.useWrk, "wrk", true, "drive chat cells with wrk (false: the Go load generator)")
 	fs.StringVar(&o.dataplaneLog, "dataplane-log-level", "info", "the data plane's --log-level (info = access log per request, as in production)")
+	fs.BoolVar(&o.table, "table", true, "measure the side-by-side table (false: only --profile and/or --hold-streams)")
+	fs.IntVar(&o.holdStreams, "hold-streams", 0, "also hold this many streams open at once (e.g. 1000) and report peak RSS")
+	fs.DurationVar(&o.holdFor, "hold-for", 5*time.Second, "how long each held stream lasts")
 	if err := fs.Parse(args); err != nil {
 		return o, err
 	}
@@ -103,7 +110,13 @@ func parseFlags(args []string) (options, error) {
 		return o, errors.New("--rounds must be 1..20")
 	}
 	if o.profileOnly {
-		o.profile = true
+		o.profile, o.table = true, false
+	}
+	if o.holdStreams < 0 || o.holdStreams > 5000 {
+		return o, errors.New("--hold-streams must be 0..5000")
+	}
+	if o.holdFor < time.Second || o.holdFor > time.Minute {
+		return o, errors.New("--hold-for must be in 1s..1m")
 	}
 	return o, nil
 }
@@ -164,7 +177,7 @@ func run(ctx context.Context, o options) error {
 	}
 	targets := []*proc{mock, floor}
 	var redisPID int
-	if !o.profileOnly {
+	if o.table {
 		dp, err := startDataplane(ctx, pm, "dataplane", bins["dataplane"], root, tmp, mock.url, "", o.dataplaneLog, "")
 		if err != nil {
 			return err
@@ -184,7 +197,7 @@ func run(ctx context.Context, o options) error {
 	mock.name = "direct"
 
 	var rep *report
-	if !o.profileOnly {
+	if o.table {
 		rep = &report{opts: o, started: time.Now().UTC(), targets: names(targets), results: map[cellKey][]cellResult{}}
 		if err := measure(ctx, o, rep, targets, mock, redisPID, w, wrkPath, luaPath); err != nil {
 			return err
@@ -196,7 +209,13 @@ func run(ctx context.Context, o options) error {
 			return err
 		}
 	}
-	return writeReport(o, root, rep, prof)
+	var hold *holdReport
+	if o.holdStreams > 0 {
+		if hold, err = holdStreams(ctx, o, pm, bins, root, tmp, w); err != nil {
+			return err
+		}
+	}
+	return writeReport(o, root, rep, prof, hold)
 }
 
 func names(ps []*proc) []string {

@@ -334,13 +334,16 @@ func (p *proc) resetPeak() {
 }
 
 // peakRSS is VmHWM in bytes.
-func (p *proc) peakRSS() int64 {
+func (p *proc) peakRSS() int64 { return p.statusKB("VmHWM:") }
+
+// statusKB reads a "Field:   N kB" line of /proc/PID/status, in bytes.
+func (p *proc) statusKB(field string) int64 {
 	b, err := os.ReadFile("/proc/" + strconv.Itoa(p.pid) + "/status")
 	if err != nil {
 		return 0
 	}
 	for line := range strings.SplitSeq(string(b), "\n") {
-		if v, ok := strings.CutPrefix(line, "VmHWM:"); ok {
+		if v, ok := strings.CutPrefix(line, field); ok {
 			kb, _ := strconv.ParseInt(strings.TrimSuffix(strings.TrimSpace(v), " kB"), 10, 64)
 			return kb << 10
 		}

@@ -225,7 +225,7 @@ func machineNote() string {
 }
 
 // writeReport prints the report and writes it to RESULTS/<UTC time>.md.
-func writeReport(o options, root string, rep *report, prof *profileResult) error {
+func writeReport(o options, root string, rep *report, prof *profileResult, hold *holdReport) error {
 	var b strings.Builder
 	now := time.Now().UTC()
 	title := "Data plane vs floor"
@@ -237,6 +237,9 @@ func writeReport(o options, root string, rep *report, prof *profileResult) error
 	fmt.Fprintf(&b, "Command: `go run ./hack/bench %s`\n\n", strings.Join(os.Args[1:], " "))
 	if rep != nil {
 		b.WriteString(rep.markdown())
+	}
+	if hold != nil {
+		b.WriteString("\n" + hold.markdown())
 	}
 	if prof != nil {
 		b.WriteString("\n" + prof.markdown())
@@ -253,8 +256,11 @@ func writeReport(o options, root string, rep *report, prof *profileResult) error
 	if o.redisURL != "" {
 		name += "-redis"
 	}
-	if rep == nil {
+	if rep == nil && prof != nil {
 		name += "-profile"
+	}
+	if rep == nil && hold != nil {
+		name += "-streams"
 	}
 	path := filepath.Join(dir, name+".md")
 	if err := os.WriteFile(path, []byte(b.String()), 0o644); err != nil {
