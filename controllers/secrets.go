@@ -47,7 +47,7 @@ func (r *SnapshotPublisher) secretToPublisher(ctx context.Context, obj client.Ob
 // not change when their data does, so no generation predicate may apply.
 func (r *SnapshotPublisher) snapshotSecretPredicate() predicate.Funcs {
 	foreign := func(o client.Object) bool {
-		return !r.isSnapshotSecret(o.GetNamespace(), o.GetName()) && !r.own.wrote(o.GetName(), o.GetResourceVersion())
+		return !r.isSnapshotSecret(o.GetNamespace(), o.GetName()) || !r.own.wrote(o.GetName(), o.GetResourceVersion())
 	}
 	return predicate.Funcs{
 		CreateFunc:  func(e event.CreateEvent) bool { return foreign(e.Object) },

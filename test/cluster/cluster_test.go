@@ -157,10 +157,13 @@ func TestTheDataPlaneFollowsTheClusterUnderLoadAndOutlivesSnapshotDamageAndManag
 			if tc.reported {
 				require.Positive(t, errs)
 			}
-			t.Logf("%d requests during the fault (%.0f/s), 0 failed; manager restored the Secret in %v; "+
-				"data plane reported it in %v (%s +%v); /readyz lastError after the restore: %q",
-				v.requests, l.rps(), restoredIn.Round(time.Millisecond), reportedIn.Round(time.Millisecond),
-				loadErrors, errs, rz.Config.LastError)
+			seen := "not seen by the data plane (hash annotation unchanged)"
+			if tc.reported {
+				seen = "reported by the data plane in " + reportedIn.Round(time.Millisecond).String()
+			}
+			t.Logf("%d requests during the fault (%.0f/s), 0 failed; manager restored the Secret in %v; %s "+
+				"(%s +%v); /readyz lastError after the restore: %q",
+				v.requests, l.rps(), restoredIn.Round(time.Millisecond), seen, loadErrors, errs, rz.Config.LastError)
 		})
 	}
 

@@ -18,12 +18,22 @@ import (
 // allocation for pieces shorter than mergeHeapThreshold.
 type fastCodec struct {
 	vocab map[string]uint
+	piece func(s string, i int) (end int, match bool)
 }
 
 // newFastCodec borrows the vocabulary map of the library's codec (an unexported field: read
 // through reflection, checked for its exact type, so a library change disables the fast path
 // instead of misreading memory). It returns nil when that is not possible.
 func newFastCodec(c tokenizer.Codec) *fastCodec {
+	var piece func(string, int) (int, bool)
+	switch c.GetName() {
+	case "o200k_base":
+		piece = o200kPiece
+	case "cl100k_base":
+		piece = cl100kPiece
+	default:
+		return nil
+	}
 	v := reflect.ValueOf(c)
 	if v.Kind() != reflect.Pointer || v.IsNil() || v.Elem().Kind() != reflect.Struct {
 		return nil
@@ -37,7 +47,7 @@ func newFastCodec(c tokenizer.Codec) *fastCodec {
 	if len(m) == 0 {
 		return nil
 	}
-	return &fastCodec{vocab: m}
+	return &fastCodec{vocab: m, piece: piece}
 }
 
 // count returns the number of tokens of text; ok is false for text that is not valid UTF-8,
@@ -47,7 +57,7 @@ func (f *fastCodec) count(text string) (n int, ok bool) {
 		return 0, false
 	}
 	for i := 0; i < len(text); {
-		end, match := o200kPiece(text, i)
+		end, match := f.piece(text, i)
 		if match {
 			n += f.countPiece(text[i:end])
 		}
@@ -60,7 +70,7 @@ func (f *fastCodec) count(text string) (n int, ok bool) {
 func (f *fastCodec) encode(text string) []uint {
 	var ids []uint
 	for i := 0; i < len(text); {
-		end, match := o200kPiece(text, i)
+		end, match := f.piece(text, i)
 		if !match {
 			i = end
 			continue
@@ -81,12 +91,12 @@ func (f *fastCodec) encode(text string) []uint {
 
 // Character classes of the o200k_base pattern.
 const (
-	clUpper = 1 << iota // [\p{Lu}\p{Lt}\p{Lm}\p{Lo}\p{M}]
-	clLower             // [\p{Ll}\p{Lm}\p{Lo}\p{M}]
-	clLetter            // \p{L}
-	clNumber            // \p{N}
-	clSpace             // \s (unicode.IsSpace, as regexp2 defines it)
-	clNewline           // [\r\n]
+	clUpper   = 1 << iota // [\p{Lu}\p{Lt}\p{Lm}\p{Lo}\p{M}]
+	clLower               // [\p{Ll}\p{Lm}\p{Lo}\p{M}]
+	clLetter              // \p{L}
+	clNumber              // \p{N}
+	clSpace               // \s (unicode.IsSpace, as regexp2 defines it)
+	clNewline             // [\r\n]
 	// clNone marks U+007F, which the library's compiled pattern matches with no alternative
 	// (it skips it: no token), unlike tiktoken's reference; mirrored so counts stay identical.
 	clNone
@@ -166,17 +176,8 @@ func o200kPiece(s string, i int) (end int, match bool) {
 	if end := letters2(s, i); end >= 0 {
 		return contraction(s, end), true
 	}
-	// \p{N}{1,3}
 	if c0&clNumber != 0 {
-		end := i + w0
-		for k := 1; k < 3 && end < len(s); k++ {
-			c, w := at(s, end)
-			if c&clNumber == 0 {
-				break
-			}
-			end += w
-		}
-		return end, true
+		return numbers(s, i, w0), true
 	}
 	// ' ?[^\s\p{L}\p{N}]+[\r\n/]*'
 	j := i
@@ -189,7 +190,63 @@ func o200kPiece(s string, i int) (end int, match bool) {
 		}
 		return end, true
 	}
-	// The rest starts with whitespace (every other rune matched above).
+	return spaces(s, i, w0)
+}
+
+// cl100kPiece is [o200kPiece] for cl100k_base's pattern
+//
+//	(?i:'s|'t|'re|'ve|'m|'ll|'d)|[^\r\n\p{L}\p{N}]?\p{L}+|\p{N}{1,3}| ?[^\s\p{L}\p{N}]+[\r\n]*|\s*[\r\n]+|\s+(?!\S)|\s+
+func cl100kPiece(s string, i int) (end int, match bool) {
+	c0, w0 := at(s, i)
+	if c0&clNone != 0 {
+		return i + w0, false
+	}
+	if s[i] == '\'' {
+		if end := contraction(s, i); end > i {
+			return end, true
+		}
+	}
+	// [^\r\n\p{L}\p{N}]?\p{L}+
+	if c0&(clNewline|clLetter|clNumber|clNone) == 0 && i+w0 < len(s) {
+		if end := letterRun(s, i+w0); end > i+w0 {
+			return end, true
+		}
+	}
+	if end := letterRun(s, i); end > i {
+		return end, true
+	}
+	if c0&clNumber != 0 {
+		return numbers(s, i, w0), true
+	}
+	// ' ?[^\s\p{L}\p{N}]+[\r\n]*'
+	j := i
+	if s[i] == ' ' {
+		j++
+	}
+	if end := symbols(s, j); end > j {
+		for end < len(s) && (s[end] == '\r' || s[end] == '\n') {
+			end++
+		}
+		return end, true
+	}
+	return spaces(s, i, w0)
+}
+
+// numbers matches \p{N}{1,3} at s[i:] (the rune at i, of width w0, is a number).
+func numbers(s string, i, w0 int) int {
+	end := i + w0
+	for k := 1; k < 3 && end < len(s); k++ {
+		c, w := at(s, end)
+		if c&clNumber == 0 {
+			break
+		}
+		end += w
+	}
+	return end
+}
+
+// spaces matches the pattern's last three alternatives at s[i:]: \s*[\r\n]+|\s+(?!\S)|\s+.
+func spaces(s string, i, w0 int) (end int, match bool) {
 	runEnd, firstNL, lastStart, runes := i, -1, i, 0
 	for runEnd < len(s) {
 		c, w := at(s, runEnd)
@@ -220,6 +277,19 @@ func o200kPiece(s string, i int) (end int, match bool) {
 		return lastStart, true
 	}
 	return runEnd, true // \s+
+}
+
+// letterRun matches \p{L}+ at s[j:], returning its end (j when nothing matched).
+func letterRun(s string, j int) int {
+	k := j
+	for k < len(s) {
+		c, w := at(s, k)
+		if c&clLetter == 0 {
+			break
+		}
+		k += w
+	}
+	return k
 }
 
 // letters1 matches [U]*[L]+ at s[j:] (U, L: the upper and lower classes), returning its end or -1.

@@ -10,8 +10,14 @@ import (
 	"github.com/tiktoken-go/tokenizer"
 )
 
-func lib(t testing.TB) (tokenizer.Codec, *fastCodec) {
-	c, err := tokenizer.Get(tokenizer.O200kBase)
+var encodings = []tokenizer.Encoding{tokenizer.O200kBase, tokenizer.Cl100kBase}
+
+func lib(t testing.TB, enc ...tokenizer.Encoding) (tokenizer.Codec, *fastCodec) {
+	e := tokenizer.O200kBase
+	if len(enc) > 0 {
+		e = enc[0]
+	}
+	c, err := tokenizer.Get(e)
 	require.NoError(t, err)
 	f := newFastCodec(c)
 	require.NotNil(t, f, "the library's vocabulary must be readable")
@@ -43,7 +49,13 @@ var palette = []string{
 }
 
 func TestFastCountMatchesTheLibraryOnTrickyText(t *testing.T) {
-	c, f := lib(t)
+	for _, enc := range encodings {
+		t.Run(string(enc), func(t *testing.T) { trickyText(t, enc) })
+	}
+}
+
+func trickyText(t *testing.T, enc tokenizer.Encoding) {
+	c, f := lib(t, enc)
 	fixed := []string{
 		"", " ", "hello world", "Hello, World! It's 2024-11-25.", "  leading and trailing  ", "a\n\nb", "a \n b", "x  \ny",
 		"I'LL DO IT, you'll see; we'd, they're, I've, I'm, can't", "don'ſ", "HTTPServer", "getHTTPResponseCode",
@@ -59,7 +71,13 @@ func TestFastCountMatchesTheLibraryOnTrickyText(t *testing.T) {
 }
 
 func TestFastCountMatchesTheLibraryOnRandomMixtures(t *testing.T) {
-	c, f := lib(t)
+	for _, enc := range encodings {
+		t.Run(string(enc), func(t *testing.T) { randomMixtures(t, enc) })
+	}
+}
+
+func randomMixtures(t *testing.T, enc tokenizer.Encoding) {
+	c, f := lib(t, enc)
 	r := rand.New(rand.NewPCG(1, 2))
 	for range 20000 {
 		var b strings.Builder
@@ -72,7 +90,13 @@ func TestFastCountMatchesTheLibraryOnRandomMixtures(t *testing.T) {
 
 // Every code point of the planes that hold assigned characters, in a few contexts, in batches.
 func TestFastCountMatchesTheLibraryForEveryCodePoint(t *testing.T) {
-	c, f := lib(t)
+	for _, enc := range encodings {
+		t.Run(string(enc), func(t *testing.T) { everyCodePoint(t, enc) })
+	}
+}
+
+func everyCodePoint(t *testing.T, enc tokenizer.Encoding) {
+	c, f := lib(t, enc)
 	contexts := []func(r rune) string{
 		func(r rune) string { return string(r) },
 		func(r rune) string { return "a" + string(r) + "b " },
