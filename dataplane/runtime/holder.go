@@ -48,11 +48,13 @@ func (h *Holder) Load() *Runtime { return h.cur.Load() }
 
 // Apply builds snap and swaps it in. On error the current runtime keeps serving, the error is
 // recorded for /readyz and counted in config_load_errors. A snapshot with the hash already
-// loaded is a no-op.
+// loaded changes nothing but clears a recorded error: its source is sound again (a damaged
+// Secret was restored).
 func (h *Holder) Apply(snap *config.Snapshot) error {
 	h.mu.Lock()
 	defer h.mu.Unlock()
 	if cur := h.cur.Load(); cur != nil && snap != nil && snap.Hash != "" && cur.Snapshot.Hash == snap.Hash {
+		h.lastErr, h.lastErrT = "", time.Time{}
 		return nil
 	}
 	if snap != nil && snap.Hash != "" {

@@ -75,9 +75,9 @@ func (w *watcher) onHead(obj any) {
 	if !ok || head.Name != w.name || head.Namespace != w.ns {
 		return
 	}
-	if h := head.Annotations[AnnotationHash]; h != "" && h == w.loaded {
-		return
-	}
+	// Every event of the head is read and verified, even when its hash annotation names the
+	// loaded snapshot: data overwritten by hand under an intact annotation must be reported, not
+	// skipped. Head events are rare (the manager writes only on change), so this costs nothing.
 	snap, err := assemble(head, func(n string) (*corev1.Secret, error) {
 		sec, err := w.cs.CoreV1().Secrets(w.ns).Get(w.ctx, n, metav1.GetOptions{})
 		if err != nil {
@@ -86,6 +86,9 @@ func (w *watcher) onHead(obj any) {
 		return sec, nil
 	})
 	if err != nil {
+		// Forget the hash so that the repaired head, even with the same content, is delivered
+		// again and clears the error.
+		w.loaded = ""
 		w.onError(err)
 		return
 	}

@@ -82,9 +82,6 @@ func TestTheDataPlaneFollowsTheClusterUnderLoadAndOutlivesSnapshotDamageAndManag
 		name string
 		// damage changes or deletes head and returns the resourceVersion it left ("" = deleted).
 		damage func(t *testing.T, head *corev1.Secret) string
-		// reported says whether the data plane can see the damage: it reads a head only when its
-		// hash annotation differs from the snapshot it serves.
-		reported bool
 	}{
 		{
 			name: "its data overwritten with garbage",
@@ -102,7 +99,6 @@ func TestTheDataPlaneFollowsTheClusterUnderLoadAndOutlivesSnapshotDamageAndManag
 				require.NoError(t, c.k8s.Update(t.Context(), head))
 				return head.ResourceVersion
 			},
-			reported: true,
 		},
 		{
 			name: "deleted",
@@ -110,7 +106,6 @@ func TestTheDataPlaneFollowsTheClusterUnderLoadAndOutlivesSnapshotDamageAndManag
 				require.NoError(t, c.k8s.Delete(t.Context(), head))
 				return ""
 			},
-			reported: true,
 		},
 	}
 	for _, tc := range damages {
@@ -124,7 +119,6 @@ func TestTheDataPlaneFollowsTheClusterUnderLoadAndOutlivesSnapshotDamageAndManag
 
 			l := startLoad(t, dp, rate, workers)
 			waitUntil(t, "the load did not start", func() bool { return l.sent.Load() >= rate/2 })
-			damageAt := time.Now()
 			damagedRV := tc.damage(t, before.DeepCopy())
 
 			restoredIn := waitUntil(t, "the manager did not restore the snapshot Secret", func() bool {
@@ -135,14 +129,15 @@ func TestTheDataPlaneFollowsTheClusterUnderLoadAndOutlivesSnapshotDamageAndManag
 				snap, err := snapshotsecret.Read(t.Context(), c.k8s, operatorNS, snapshotsecret.DefaultName)
 				return err == nil && snap.Hash == hash && len(head.Data) == 1
 			})
-			var reportedIn time.Duration
-			if tc.reported {
-				reportedIn = waitUntil(t, "the data plane did not report the damage", func() bool {
-					_, rz := dp.readyz(t)
-					return dp.metric(t, loadErrors) > errsBefore && rz.Config.LastError != "" &&
-						rz.Config.LastErrorAt.After(damageAt.Add(-time.Second))
-				})
-			}
+			// The error may already be cleared by the time it is polled (the manager repairs in
+			// milliseconds), so the counter is what proves it was reported.
+			reportedIn := waitUntil(t, "the data plane did not report the damage", func() bool {
+				return dp.metric(t, loadErrors) > errsBefore
+			})
+			clearedIn := waitUntil(t, "the data plane still reports an error after the restore", func() bool {
+				_, rz := dp.readyz(t)
+				return rz.Config.LastError == ""
+			})
 			// Serve on the restored Secret for a while too.
 			sentAtRestore := l.sent.Load()
 			waitUntil(t, "the load stalled", func() bool { return l.sent.Load() >= sentAtRestore+rate/2 })
@@ -154,16 +149,12 @@ func TestTheDataPlaneFollowsTheClusterUnderLoadAndOutlivesSnapshotDamageAndManag
 			require.True(t, rz.Ready)
 			require.Equal(t, hash, rz.Config.Hash, "the data plane still serves the last good snapshot")
 			errs := dp.metric(t, loadErrors) - errsBefore
-			if tc.reported {
-				require.Positive(t, errs)
-			}
-			seen := "not seen by the data plane (hash annotation unchanged)"
-			if tc.reported {
-				seen = "reported by the data plane in " + reportedIn.Round(time.Millisecond).String()
-			}
-			t.Logf("%d requests during the fault (%.0f/s), 0 failed; manager restored the Secret in %v; %s "+
-				"(%s +%v); /readyz lastError after the restore: %q",
-				v.requests, l.rps(), restoredIn.Round(time.Millisecond), seen, loadErrors, errs, rz.Config.LastError)
+			require.Positive(t, errs)
+			require.Empty(t, rz.Config.LastError, "a restored Secret clears the reported error")
+			t.Logf("%d requests during the fault (%.0f/s), 0 failed; manager restored the Secret in %v; "+
+				"reported by the data plane in %v (%s +%v); error cleared %v after that",
+				v.requests, l.rps(), restoredIn.Round(time.Millisecond), reportedIn.Round(time.Millisecond),
+				loadErrors, errs, clearedIn.Round(time.Millisecond))
 		})
 	}
 
