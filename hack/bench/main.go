@@ -54,6 +54,7 @@ type options struct {
 	profileOnly  bool
 	profileFor   time.Duration
 	profileConc  int
+	profileKind  string
 	useWrk       bool
 	dataplaneLog string
 	table        bool
@@ -80,7 +81,8 @@ func parseFlags(args []string) (options, error) {
 	fs.BoolVar(&o.profile, "profile", false, "after the table, profile the data plane (CPU + allocations) under chat load")
 	fs.BoolVar(&o.profileOnly, "profile-only", false, "only profile, no table")
 	fs.DurationVar(&o.profileFor, "profile-seconds", 10*time.Second, "profile length")
-	fs.IntVar(&o.profileConc, "profile-concurrency", 16, "chat concurrency while profiling")
+	fs.IntVar(&o.profileConc, "profile-concurrency", 16, "concurrency while profiling")
+	fs.StringVar(&o.profileKind, "profile-kind", "chat", "load while profiling: chat or stream")
 	fs.BoolVar(&o.useWrk, "wrk", true, "drive chat cells with wrk (false: the Go load generator)")
 	fs.StringVar(&o.dataplaneLog, "dataplane-log-level", "info", "the data plane's --log-level (info = access log per request, as in production)")
 	fs.BoolVar(&o.table, "table", true, "measure the side-by-side table (false: only --profile and/or --hold-streams)")
@@ -111,6 +113,9 @@ func parseFlags(args []string) (options, error) {
 	}
 	if o.profileOnly {
 		o.profile, o.table = true, false
+	}
+	if o.profileKind != "chat" && o.profileKind != "stream" {
+		return o, errors.New("--profile-kind must be chat or stream")
 	}
 	if o.holdStreams < 0 || o.holdStreams > 5000 {
 		return o, errors.New("--hold-streams must be 0..5000")

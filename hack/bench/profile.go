@@ -15,6 +15,7 @@ import (
 )
 
 type profileResult struct {
+	kind                     string
 	load                     loadResult
 	conc                     int
 	seconds                  time.Duration
@@ -37,8 +38,14 @@ func profileDataplane(ctx context.Context, o options, pm *procs, bins map[string
 		return nil, err
 	}
 	defer pm.stop(dp)
-	logf("profiling the data plane for %s under chat load at c=%d", o.profileFor, o.profileConc)
-	if _, err := runWrk(ctx, wrkPath, lua, dp.url, o.profileConc, 2*time.Second, w); err != nil {
+	logf("profiling the data plane for %s under %s load at c=%d", o.profileFor, o.profileKind, o.profileConc)
+	gen := func(d time.Duration) (loadResult, error) {
+		if o.profileKind == "stream" {
+			return runGo(ctx, true, dp.url, o.profileConc, d, w)
+		}
+		return runWrk(ctx, wrkPath, lua, dp.url, o.profileConc, d, w)
+	}
+	if _, err := gen(2 * time.Second); err != nil {
 		return nil, fmt.Errorf("profile warm-up failed: %w", err)
 	}
 	dir := o.resultsDir
@@ -52,13 +59,16 @@ func profileDataplane(ctx context.Context, o options, pm *procs, bins map[string
 	if o.redisURL != "" {
 		stamp += "-redis"
 	}
-	res := &profileResult{conc: o.profileConc, seconds: o.profileFor,
+	if o.profileKind != "chat" {
+		stamp += "-" + o.profileKind
+	}
+	res := &profileResult{kind: o.profileKind, conc: o.profileConc, seconds: o.profileFor,
 		cpuFile: filepath.Join(dir, stamp+"-cpu.pprof"), allocFile: filepath.Join(dir, stamp+"-allocs.pprof")}
 	secs := strconv.Itoa(int(o.profileFor.Seconds()))
 	var wg sync.WaitGroup
 	var loadErr, cpuErr, allocErr error
 	wg.Go(func() {
-		res.load, loadErr = runWrk(ctx, wrkPath, lua, dp.url, o.profileConc, o.profileFor+2*time.Second, w)
+		res.load, loadErr = gen(o.profileFor + 2*time.Second)
 	})
 	wg.Go(func() {
 		cpuErr = fetch(ctx, "http://"+pprofAddr+"/debug/pprof/profile?seconds="+secs, res.cpuFile)
@@ -125,8 +135,8 @@ func fetch(ctx context.Context, url, path string) error {
 
 func (p *profileResult) markdown() string {
 	var b strings.Builder
-	fmt.Fprintf(&b, "### Profile of the data plane (chat, c=%d, %s; %.0f req/s, p50 %s during the profile)\n\n",
-		p.conc, p.seconds, p.load.rps, us(p.load.p50))
+	fmt.Fprintf(&b, "### Profile of the data plane (%s, c=%d, %s; %.0f req/s, p50 %s during the profile)\n\n",
+		p.kind, p.conc, p.seconds, p.load.rps, us(p.load.p50))
 	fmt.Fprintf(&b, "Profiles: `%s`, `%s` (`go tool pprof -top FILE`).\n\n", filepath.Base(p.cpuFile), filepath.Base(p.allocFile))
 	for _, s := range []struct{ title, body string }{
 		{"CPU, flat", p.cpuFlat}, {"CPU, cumulative", p.cpuCum},
