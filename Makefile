@@ -7,6 +7,8 @@ CONTROLLER_TOOLS_VERSION ?= v0.23.0
 
 LOCALBIN ?= $(shell pwd)/bin
 CONTROLLER_GEN ?= $(LOCALBIN)/controller-gen
+CRD_REF_DOCS ?= $(LOCALBIN)/crd-ref-docs
+CRD_REF_DOCS_VERSION ?= v0.3.0
 GOTEST_FLAGS ?= -count=1
 export PATH := $(LOCALBIN):$(PATH)
 
@@ -37,9 +39,13 @@ fmt: ## Run go fmt.
 vet: ## Run go vet.
 	go vet ./...
 
+.PHONY: apidoc
+apidoc: crd-ref-docs ## Generate the API reference (docs/api-reference.md) from the type comments.
+	$(CRD_REF_DOCS) --source-path=./api/v1alpha1 --config=hack/apidoc/config.yaml --renderer=markdown --output-path=docs/api-reference.md
+
 .PHONY: check
-check: manifests generate ## Fail when generated files differ from what is committed.
-	@git diff --exit-code -- config/crd config/rbac api || { echo "generated files are stale: run 'make manifests generate' and commit"; exit 1; }
+check: manifests generate apidoc ## Fail when generated files differ from what is committed.
+	@git diff --exit-code -- config/crd config/rbac api docs/api-reference.md || { echo "generated files are stale: run 'make manifests generate apidoc' and commit"; exit 1; }
 
 .PHONY: test
 test: manifests generate vet envtest test-go test-ts ## Run every test (envtest control plane and redis-server are built/started by hack scripts).
@@ -100,6 +106,11 @@ build-installer: manifests ## Write one install.yaml with CRDs and deployments t
 controller-gen: $(CONTROLLER_GEN) ## Install controller-gen into ./bin.
 $(CONTROLLER_GEN):
 	GOBIN=$(LOCALBIN) go install sigs.k8s.io/controller-tools/cmd/controller-gen@$(CONTROLLER_TOOLS_VERSION)
+
+.PHONY: crd-ref-docs
+crd-ref-docs: $(CRD_REF_DOCS) ## Install crd-ref-docs into ./bin.
+$(CRD_REF_DOCS):
+	GOBIN=$(LOCALBIN) go install github.com/elastic/crd-ref-docs@$(CRD_REF_DOCS_VERSION)
 
 .PHONY: envtest
 envtest: ## Build kube-apiserver and etcd for envtest from the Go module proxy (cached after the first run).
