@@ -31,6 +31,7 @@ import (
 	"github.com/nself-org/ai-orchestration/dataplane/runtime"
 	"github.com/nself-org/ai-orchestration/dataplane/server"
 	"github.com/nself-org/ai-orchestration/dataplane/store"
+	"github.com/nself-org/ai-orchestration/dataplane/tracing"
 	"github.com/nself-org/ai-orchestration/internal/budgetwriter"
 	"github.com/nself-org/ai-orchestration/internal/compiler"
 	"github.com/nself-org/ai-orchestration/internal/seedenv"
@@ -146,6 +147,24 @@ func Run(ctx context.Context, args []string) error {
 
 // serve runs the data plane on ln (tests pass a 127.0.0.1 listener).
 func serve(ctx context.Context, s Settings, ln net.Listener, log *slog.Logger) error {
+	// Traces are exported only when the OTEL_* environment asks for them; otherwise tp is nil
+	// and tracing costs the request path nothing.
+	tp, terr := tracing.Setup(ctx, os.Getenv, tracing.Options{})
+	if terr != nil {
+		_ = ln.Close()
+		return terr
+	}
+	if tp != nil {
+		log.Info("exporting OpenTelemetry traces over OTLP/HTTP")
+		defer func() {
+			// After the drain, so the spans of the last requests are sent.
+			sctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 5*time.Second)
+			defer cancel()
+			if err := tp.Shutdown(sctx); err != nil {
+				log.Warn("failed to flush traces at exit", "error", err)
+			}
+		}()
+	}
 	m := metrics.New()
 	var st store.Store
 	if s.RedisURL != "" {

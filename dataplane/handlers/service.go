@@ -22,6 +22,7 @@ import (
 	"github.com/nself-org/ai-orchestration/dataplane/route"
 	"github.com/nself-org/ai-orchestration/dataplane/runtime"
 	"github.com/nself-org/ai-orchestration/dataplane/tokens"
+	"github.com/nself-org/ai-orchestration/dataplane/tracing"
 )
 
 // Service runs the request path shared by every AI endpoint of both APIs.
@@ -114,6 +115,7 @@ func (s *Service) resolve(rt *runtime.Runtime, endpoint, model string, id govern
 		return nil, resolveErr(err, model)
 	}
 	c := &call{s: s, rt: rt, res: res, plan: s.d.Planner.Plan(res)}
+	c.plan.Gate = c.takeProvider // upstream account quotas (provider_quota.go)
 	if len(c.plan.Targets) == 0 {
 		return nil, apierror.NoProvider("the route has no usable target")
 	}
@@ -149,6 +151,13 @@ func (s *Service) reserve(ctx context.Context, c *call, endpoint string, id gove
 	first := c.plan.Targets[0]
 	c.greq = &governor.Request{Identity: gid, Route: policy, Endpoint: endpoint, Provider: first.Provider,
 		Model: first.Model, EstimatedTokens: estimated, WorstCaseCost: worst}
+	if tracing.Recording(ctx) {
+		var routeName string
+		if policy != nil {
+			routeName = policy.Name
+		}
+		tracing.SetRequest(ctx, endpoint, first.Model, maxOut, gid.Org, routeName)
+	}
 	dec, err := s.d.Governor.Admit(ctx, c.rt.Snapshot, c.greq)
 	s.countDecision(err)
 	if err != nil {
@@ -159,6 +168,7 @@ func (s *Service) reserve(ctx context.Context, c *call, endpoint string, id gove
 		res2, err := c.rt.Routes.Resolve(route.Request{Model: dec.Downgrade, Endpoint: endpoint, Org: id.Org, User: id.User})
 		if err == nil {
 			c.res, c.plan = res2, s.d.Planner.Plan(res2)
+			c.plan.Gate = c.takeProvider
 		} else {
 			s.d.Log.Warn("downgrade model is not servable; keeping the requested model", "downgrade", dec.Downgrade, "error", err)
 		}
@@ -218,6 +228,14 @@ func (c *call) settle(ctx context.Context, provider, model string, u providers.U
 	c.settled = true
 	if provider != "" {
 		c.greq.Provider, c.greq.Model = provider, model
+	}
+	if provider != "" && tracing.Recording(ctx) {
+		var ptype string
+		if _, spec, ok := c.rt.Provider(provider); ok {
+			ptype = spec.Type
+		}
+		tracing.SetResult(ctx, tracing.Result{ProviderType: ptype, Provider: provider, Model: model, InputTokens: u.PromptTokens,
+			OutputTokens: u.CompletionTokens, CachedInputTokens: u.CachedPromptTokens, CostUSD: amount.USD(), CacheHit: cached})
 	}
 	ch := governor.Charge{Cost: amount, Cached: cached, Estimated: estimated}
 	ch.Usage.PromptTokens = u.PromptTokens

@@ -18,6 +18,7 @@ import (
 	"time"
 
 	"github.com/gin-gonic/gin"
+	"go.opentelemetry.io/otel/trace"
 
 	"github.com/nself-org/ai-orchestration/dataplane/apierror"
 	"github.com/nself-org/ai-orchestration/dataplane/config"
@@ -91,6 +92,11 @@ func NewRequestLog(log *slog.Logger, m *metrics.Metrics) gin.HandlerFunc {
 		c.Set(keyRequestIDString, id)
 		c.Header(HeaderRequestID, id)
 		rl := log.With("request_id", id)
+		// The tracing middleware runs first: when it started a span, every line of this request
+		// carries its IDs, so logs and traces join.
+		if sc := trace.SpanContextFromContext(c.Request.Context()); sc.IsValid() {
+			rl = rl.With("trace_id", sc.TraceID().String(), "span_id", sc.SpanID().String())
+		}
 		c.Set(keyLogger, rl)
 
 		c.Next()

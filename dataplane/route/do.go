@@ -26,7 +26,15 @@ type retryable interface{ Retryable() bool }
 // fn is the same for chat, stream opening and embeddings: it returns nil once the target has
 // served (for a stream: once the stream is open) and keeps whatever result it produced.
 //
-// Do returns nil on success, otherwise the last error from fn, or an error wrapping
+// When plan.Gate is set it is asked before each call (after the breaker): a target it refuses
+// with a retryable error is skipped like one whose breaker is open, but without touching the
+// breaker and without using an attempt, so a full upstream quota sends the request to the next
+// target instead of into a certain 429. When every target is refused in a row and the gate
+// refused at least one, Do waits once for the smallest positive RetryAfter the gate gave, if it
+// is at most the planner's MaxGateWait and ends before ctx's deadline, then tries the plan again
+// from its first target; otherwise it returns the gate's refusal with the smallest RetryAfter.
+//
+// Do returns nil on success, otherwise the last error from fn or the gate, or an error wrapping
 // [ErrNoUsableTarget] when every target's breaker refused before any call was made. The
 // caller's own cancellation is not held against a target.
 func Do(ctx context.Context, plan *Plan, fn func(ctx context.Context, t *Target) error) error {
@@ -40,18 +48,47 @@ func Do(ctx context.Context, plan *Plan, fn func(ctx context.Context, t *Target)
 		lastKey    string
 		retryAfter time.Duration
 		calls      int
-		skipped    int // consecutive targets refused by their breaker
+		skipped    int           // consecutive targets refused by their breaker or the gate
+		gated      bool          // the gate refused a target of the current run of skips
+		gateWait   time.Duration // the smallest positive RetryAfter the gate gave in that run
+		gateErr    error         // the refusal that gave it, returned when Do gives up
+		waited     bool          // the one wait for a gated target is spent
 	)
 	for i := 0; calls < plan.Attempts; i++ {
 		t := plan.Targets[i%n]
 		att, ok := h.Acquire(t.Key)
+		if ok && plan.Gate != nil {
+			if err := plan.Gate(ctx, t); err != nil {
+				att.Cancel()
+				var re retryable
+				if !errors.As(err, &re) || !re.Retryable() {
+					return err
+				}
+				ok, last, gated = false, err, true
+				if pe, isPE := providers.AsError(err); isPE && pe.RetryAfter > 0 && (gateWait == 0 || pe.RetryAfter < gateWait) {
+					gateWait, gateErr = pe.RetryAfter, err
+				}
+			}
+		}
 		if !ok {
-			if skipped++; skipped >= n {
+			if skipped++; skipped < n {
+				continue
+			}
+			if !gated || waited || !plan.mayWaitForGate(ctx, gateWait) {
+				if gateErr != nil {
+					// Every target is refused: the soonest one to have room says when to retry.
+					last = gateErr
+				}
 				break
 			}
+			if err := plan.planner.sleep(ctx, gateWait); err != nil {
+				return last
+			}
+			// Start the plan over from its preferred target.
+			waited, skipped, gated, gateWait, gateErr, i = true, 0, false, 0, nil, -1
 			continue
 		}
-		skipped = 0
+		skipped, gated, gateWait, gateErr = 0, false, 0, nil
 		if calls > 0 {
 			wait := plan.backoff(calls)
 			if t.Key == lastKey && retryAfter > wait {
@@ -108,4 +145,16 @@ func Do(ctx context.Context, plan *Plan, fn func(ctx context.Context, t *Target)
 		return fmt.Errorf("%w: every target's circuit breaker is open", ErrNoUsableTarget)
 	}
 	return last
+}
+
+// mayWaitForGate reports whether waiting d for a gated target is worth it: d is known, short
+// (at most MaxGateWait) and ends before ctx's deadline.
+func (pl *Plan) mayWaitForGate(ctx context.Context, d time.Duration) bool {
+	if d <= 0 || d > pl.planner.maxGate {
+		return false
+	}
+	if dl, ok := ctx.Deadline(); ok && time.Until(dl) <= d {
+		return false
+	}
+	return true
 }

@@ -14,6 +14,8 @@ import (
 const (
 	DefaultMaxBackoff  = 10 * time.Second
 	DefaultExploreRate = 0.02
+	// DefaultMaxGateWait is the longest [Do] waits for a gated target to have room again.
+	DefaultMaxGateWait = time.Second
 )
 
 // PlannerOptions tunes a [Planner]. Zero fields take defaults.
@@ -30,6 +32,10 @@ type PlannerOptions struct {
 	// Sleep waits d or until ctx ends (then returns ctx's error). Default: a timer. Tests inject
 	// one that records the waits and returns at once.
 	Sleep func(ctx context.Context, d time.Duration) error
+	// MaxGateWait is the longest [Do] waits, once per request, when every target is refused by
+	// the plan's Gate: a quota with room within this long is worth a short wait rather than a
+	// refusal. Default [DefaultMaxGateWait]; negative never waits.
+	MaxGateWait time.Duration
 }
 
 // Planner orders the targets of a resolved route for one request. One Planner serves every
@@ -40,6 +46,7 @@ type Planner struct {
 	explore    float64
 	maxBackoff time.Duration
 	sleep      func(context.Context, time.Duration) error
+	maxGate    time.Duration
 }
 
 // NewPlanner returns a Planner that consults and feeds h (a fresh [Health] when nil).
@@ -47,7 +54,8 @@ func NewPlanner(h *Health, opts PlannerOptions) *Planner {
 	if h == nil {
 		h = NewHealth(HealthOptions{})
 	}
-	p := &Planner{health: h, intN: opts.IntN, explore: opts.ExploreRate, maxBackoff: opts.MaxBackoff, sleep: opts.Sleep}
+	p := &Planner{health: h, intN: opts.IntN, explore: opts.ExploreRate, maxBackoff: opts.MaxBackoff, sleep: opts.Sleep,
+		maxGate: opts.MaxGateWait}
 	if p.intN == nil {
 		p.intN = rand.IntN
 	}
@@ -59,6 +67,9 @@ func NewPlanner(h *Health, opts PlannerOptions) *Planner {
 	}
 	if p.sleep == nil {
 		p.sleep = sleepCtx
+	}
+	if p.maxGate == 0 {
+		p.maxGate = DefaultMaxGateWait
 	}
 	return p
 }
@@ -85,6 +96,13 @@ type Plan struct {
 	Attempts int
 	// Backoff is the base wait before a retry; it doubles per retry (with jitter, capped).
 	Backoff time.Duration
+	// Gate, when set, is asked by [Do] before each call whether target t may be called now
+	// (e.g. whether the upstream account's quota has room, taking one request from it when
+	// it does). A retryable error (a Retryable method returning true, such as a
+	// *providers.Error of KindRateLimited with RetryAfter) skips the target without a call,
+	// without counting against its breaker or the plan's Attempts; any other error ends Do
+	// with it. Gate must be safe to call again for the same target.
+	Gate func(ctx context.Context, t *Target) error
 
 	planner *Planner
 }

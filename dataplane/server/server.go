@@ -4,7 +4,8 @@
 // Middleware order (fixed; see STYLE.md §5):
 //
 //  1. recovery (a panic becomes a 500 error body)
-//  2. request ID + JSON access log + request metrics (no bodies, no keys)
+//  2. request ID + JSON access log + request metrics (no bodies, no keys); before it, when
+//     OTEL_* turns tracing on, one span per request (see package tracing)
 //  3. request body limit (413)
 //  4. snapshot: the current [runtime.Runtime] is loaded once and kept for the request
 //  5. auth: bearer key → SHA-256 → constant-time match against the snapshot's keys
@@ -33,6 +34,7 @@ import (
 	"github.com/nself-org/ai-orchestration/dataplane/middleware"
 	"github.com/nself-org/ai-orchestration/dataplane/openapi"
 	"github.com/nself-org/ai-orchestration/dataplane/runtime"
+	"github.com/nself-org/ai-orchestration/dataplane/tracing"
 )
 
 // Config is the HTTP side of the data plane; zero fields take the Default* values.
@@ -146,7 +148,8 @@ func New(cfg Config, h *handlers.Handlers, holder *runtime.Holder, m *metrics.Me
 	// client would let it pick its own address.
 	_ = e.SetTrustedProxies(nil)
 	e.ContextWithFallback = true
-	e.Use(middleware.NewRecovery(log), middleware.NewRequestLog(log, m), middleware.NewBodyLimit(cfg.MaxBodyBytes))
+	// tracing runs before the request log so that the log lines carry the span's trace ID.
+	e.Use(middleware.NewRecovery(log), tracing.Middleware(), middleware.NewRequestLog(log, m), middleware.NewBodyLimit(cfg.MaxBodyBytes))
 	snap := middleware.NewRuntime(holder)
 	auth := middleware.NewAuthWithLimiter(middleware.NewBadKeyLimiter(middleware.DefaultBadKeyBurst, middleware.DefaultBadKeyRefill, nil))
 	for _, r := range s.routes {
