@@ -58,7 +58,9 @@ package governor
 // Route.RateLimits map to store checks: token-bucket (GCRA; Burst = capacity), sliding-window
 // (exact sliding log), concurrency (slots held until Settle or ReservationTTL). requests limits
 // cost 1; tokens limits cost Request.EstimatedTokens and are corrected by the real usage at settle
-// (so a token limit admits at most its limit plus the largest single under-estimate). A token
+// (so a token limit admits at most its limit plus the under-estimates of the requests in flight
+// together: the largest single one when requests come one after another; nothing when estimates
+// never undercount, i.e. the upstream honours maxTokens and counts the prompt as we do). A token
 // request larger than a bucket's burst or a window's limit can never pass; it is refused with
 // RetryAfter = the window. Shadow limits count and report (metric result shadow_limited, debug log)
 // but never refuse. Decision.RateLimit is the enforced limit with the smallest Remaining.

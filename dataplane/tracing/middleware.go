@@ -159,7 +159,7 @@ func SetResult(ctx context.Context, r Result) {
 		return
 	}
 	attrs := []attribute.KeyValue{
-		semconv.GenAIResponseModel("x"),
+		semconv.GenAIResponseModel(r.Model),
 		semconv.GenAIUsageInputTokens(int(r.InputTokens)),
 		semconv.GenAIUsageOutputTokens(int(r.OutputTokens)),
 		AttrCostUSD.Float64(r.CostUSD),
