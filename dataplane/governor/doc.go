@@ -39,7 +39,9 @@ package governor
 //
 // [PeriodBounds] in the budget's TimeZone: local midnight, Monday 00:00 (ISO week), the 1st 00:00;
 // the period key changes at that instant, so rollover needs no job. The period is chosen with
-// Options.Clock (the replica's clock); rate-limit windows use the store's clock (Redis TIME).
+// Options.Clock, by default the replica's clock corrected by its offset to Redis TIME (measured
+// in the background), so replicas whose clocks disagree by seconds still charge the same period;
+// rate-limit windows use Redis TIME inside the scripts.
 //
 // # Actions
 //

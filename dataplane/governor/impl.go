@@ -36,7 +36,9 @@ const DefaultReservationTTL = 10 * time.Minute
 // Options configures [New]. Zero values take the defaults in brackets.
 type Options struct {
 	// Clock decides budget periods (which day/week/month a request falls in) and ledger hours
-	// [store.SystemClock]. Windows of rate limits use the store's clock (Redis TIME).
+	// [the replica's clock corrected to the store's (Redis TIME), refreshed every 10 s in the
+	// background; the plain system clock for the in-memory store]. Windows of rate limits use the
+	// store's clock directly.
 	Clock store.Clock
 	// ReservationTTL is how long a budget reservation or concurrency slot outlives a replica that
 	// crashed before settling [DefaultReservationTTL, 10m]. It must exceed the longest call
@@ -80,7 +82,11 @@ type gov struct {
 // New returns a Governor over st.
 func New(st store.Store, opts Options) Governor {
 	if opts.Clock == nil {
-		opts.Clock = store.SystemClock{}
+		if _, local := st.(*store.Memory); local {
+			opts.Clock = store.SystemClock{}
+		} else {
+			opts.Clock = newStoreClock(st, defaultClockSync, time.Now)
+		}
 	}
 	if opts.ReservationTTL <= 0 {
 		opts.ReservationTTL = DefaultReservationTTL
