@@ -76,6 +76,8 @@ type ChatResult struct {
 	Cost         money.Nanos
 	Cached       bool
 	RateLimit    governor.RateLimitState
+	// TokensSaved is how many prompt tokens prompt optimization removed (X-AI-Tokens-Saved).
+	TokensSaved int64
 	// chunks replays a cached reply as a stream.
 	chunks []string
 }
@@ -89,6 +91,7 @@ type call struct {
 	greq    *governor.Request
 	dec     *governor.Decision
 	prompt  int64
+	saved   int64  // prompt tokens removed by prompt optimization
 	cache   string // tenant-scoped cache key; "" when the route does not cache
 	ttl     time.Duration
 	settled bool
@@ -178,6 +181,10 @@ func (s *Service) reserve(ctx context.Context, c *call, endpoint string, id gove
 
 func (s *Service) outCap(maxOut int64, t *route.Target) int64 {
 	switch {
+	case maxOut > 0 && t.MaxOutputTokens > 0:
+		// The model cannot write more than its cap whatever the caller asks, so the worst case
+		// reserved against budgets is the smaller of the two.
+		return min(maxOut, t.MaxOutputTokens)
 	case maxOut > 0:
 		return maxOut
 	case t.MaxOutputTokens > 0:
@@ -278,12 +285,20 @@ func (c *call) rateLimit() governor.RateLimitState {
 	return c.dec.RateLimit
 }
 
+// MaxMessages bounds the messages of one chat request: far above any real conversation (whose
+// history is trimmed to the context window anyway), low enough that hostile input cannot make
+// every step (tokenizer, guardrails, cache key) walk millions of entries.
+const MaxMessages = 4096
+
 // prepareChat runs every step before the provider call: route resolution, prompt
 // optimization, admission (limits and budgets), input guardrails and the cache lookup. A
 // non-nil hit means the reply comes from the cache (already settled at $0).
 func (s *Service) prepareChat(ctx context.Context, rt *runtime.Runtime, in *ChatInput) (*call, []providers.Message, *ChatResult, error) {
 	if len(in.Messages) == 0 {
 		return nil, nil, nil, apierror.BadRequest("messages must not be empty")
+	}
+	if len(in.Messages) > MaxMessages {
+		return nil, nil, nil, apierror.BadRequest("messages has %d entries; at most %d are accepted", len(in.Messages), MaxMessages)
 	}
 	c, err := s.resolve(rt, in.Endpoint, in.Model, in.Identity)
 	if err != nil {
@@ -292,15 +307,21 @@ func (s *Service) prepareChat(ctx context.Context, rt *runtime.Runtime, in *Chat
 	model := c.plan.Targets[0].Model
 	msgs := optimize(c.res.Route.PromptOptimization, in.Messages, model)
 	c.prompt = tokens.CountMessages(model, msgs)
+	if po := c.res.Route.PromptOptimization; po.NormalizeWhitespace || po.MaxInputTokens > 0 {
+		c.saved = max(0, tokens.CountMessages(model, in.Messages)-c.prompt)
+	}
 	if err := s.reserve(ctx, c, in.Endpoint, in.Identity, in.MaxTokens); err != nil {
 		return nil, nil, nil, err
 	}
 	if s.d.Guard != nil {
-		msgs, err = s.d.Guard.Input(ctx, c.res.Route, msgs)
+		msgs, err = s.d.Guard.Input(s.guardCtx(ctx, rt, c.res.Route), c.res.Route, msgs)
 		if err != nil {
 			c.release(ctx)
 			return nil, nil, nil, guardErr(err)
 		}
+	}
+	if s.d.Metrics != nil && c.saved > 0 {
+		s.d.Metrics.PromptTokensSaved.Add(float64(c.saved))
 	}
 	if pol := c.res.Route; s.d.Cache != nil && !c.res.Implicit && pol.Cache.Enabled {
 		if scope, err := cache.NewScope(pol.Cache.Scope, in.Identity.Org, in.Identity.User); err == nil {
@@ -317,7 +338,7 @@ func (s *Service) prepareChat(ctx context.Context, rt *runtime.Runtime, in *Chat
 			s.cacheResult("hit")
 			c.settle(ctx, e.Provider, e.Model, e.Usage, 0, true, false)
 			return c, msgs, &ChatResult{ID: newID("chat"), Content: e.Content, Model: e.Model, Provider: e.Provider,
-				FinishReason: e.FinishReason, Usage: e.Usage, Cached: true, RateLimit: c.rateLimit(), chunks: e.StreamChunks()}, nil
+				FinishReason: e.FinishReason, Usage: e.Usage, Cached: true, RateLimit: c.rateLimit(), TokensSaved: c.saved, chunks: e.StreamChunks()}, nil
 		}
 		s.cacheResult("miss")
 	}
@@ -411,7 +432,7 @@ func (s *Service) Chat(ctx context.Context, rt *runtime.Runtime, in *ChatInput) 
 		total = addUsage(total, resp.Usage)
 		content := resp.Content
 		if s.d.Guard != nil {
-			content, err = s.d.Guard.Output(ctx, c.res.Route, content, in.ResponseFormat != nil)
+			content, err = s.d.Guard.Output(s.guardCtx(ctx, rt, c.res.Route), c.res.Route, content, in.ResponseFormat != nil)
 			var inv *InvalidOutputError
 			if errors.As(err, &inv) && attempt == 0 {
 				msgs = append(slices.Clip(msgs), providers.Message{Role: "assistant", Content: resp.Content},
@@ -426,7 +447,7 @@ func (s *Service) Chat(ctx context.Context, rt *runtime.Runtime, in *ChatInput) 
 		}
 		c.settle(ctx, target.Provider, target.Model, total, amount, false, false)
 		out := &ChatResult{ID: resp.ID, Content: content, Model: target.Model, Provider: target.Provider,
-			FinishReason: resp.FinishReason, Usage: total, Cost: amount, RateLimit: c.rateLimit()}
+			FinishReason: resp.FinishReason, Usage: total, Cost: amount, RateLimit: c.rateLimit(), TokensSaved: c.saved}
 		if out.ID == "" {
 			out.ID = newID("chat")
 		}
@@ -513,6 +534,9 @@ func (s *Service) StartChatStream(ctx context.Context, rt *runtime.Runtime, in *
 	}
 	return st, nil
 }
+
+// TokensSaved is how many prompt tokens prompt optimization removed (X-AI-Tokens-Saved).
+func (st *ChatStream) TokensSaved() int64 { return st.c.saved }
 
 // Provider is the provider serving the stream.
 func (st *ChatStream) Provider() string {
@@ -653,7 +677,7 @@ func (s *Service) Embed(ctx context.Context, rt *runtime.Runtime, in *EmbedInput
 		for i, t := range input {
 			msgs[i] = providers.Message{Role: "user", Content: t}
 		}
-		msgs, err = s.d.Guard.Input(ctx, c.res.Route, msgs)
+		msgs, err = s.d.Guard.Input(s.guardCtx(ctx, rt, c.res.Route), c.res.Route, msgs)
 		if err != nil {
 			c.release(ctx)
 			return nil, guardErr(err)

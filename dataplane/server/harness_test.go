@@ -106,6 +106,11 @@ type harnessOpts struct {
 	logs io.Writer
 	// readTimeout is the server's body read timeout (default: the server's).
 	readTimeout time.Duration
+	// maxBody is the request body limit (default 64 KiB).
+	maxBody int64
+	// health and planner tune the route planner (breaker threshold, cooldown, fake clock).
+	health  route.HealthOptions
+	planner route.PlannerOptions
 }
 
 func newHarness(t testing.TB, o harnessOpts) *harness {
@@ -130,13 +135,16 @@ func newHarness(t testing.TB, o harnessOpts) *harness {
 	}
 	svc := handlers.NewService(handlers.Deps{
 		Governor: gov,
-		Planner:  route.NewPlanner(route.NewHealth(route.HealthOptions{}), route.PlannerOptions{}),
+		Planner:  route.NewPlanner(route.NewHealth(o.health), o.planner),
 		Guard:    g,
 		Cache:    cache.New(st.Cache(), cache.Options{Logger: log}),
 		Metrics:  m,
 		Log:      log,
 	})
-	srv := server.New(server.Config{MaxBodyBytes: 64 << 10, ReadTimeout: o.readTimeout}, handlers.New(svc, holder, m), holder, m, log)
+	if o.maxBody == 0 {
+		o.maxBody = 64 << 10
+	}
+	srv := server.New(server.Config{MaxBodyBytes: o.maxBody, ReadTimeout: o.readTimeout}, handlers.New(svc, holder, m), holder, m, log)
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	require.NoError(t, err)
 	ctx, cancel := context.WithCancel(context.Background())
