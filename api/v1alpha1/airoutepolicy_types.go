@@ -417,6 +417,7 @@ type PIIGuard struct {
 // ToxicityGuard scores content.
 //
 // +kubebuilder:validation:XValidation:rule="self.action != 'redact'",message="toxicity.action must be block or flag: toxic text cannot be redacted"
+// +kubebuilder:validation:XValidation:rule="!has(self.model) || has(self.provider)",message="toxicity.model names a moderation model of toxicity.provider: set provider too"
 type ToxicityGuard struct {
 	// action is block (refuse with 422 content_blocked) or flag (let through and report).
 	// +required
@@ -428,6 +429,22 @@ type ToxicityGuard struct {
 	// +kubebuilder:validation:Minimum=0
 	// +kubebuilder:validation:Maximum=100
 	Threshold *int32 `json:"threshold,omitempty"`
+
+	// provider is the name of an AIProvider of type openai in this policy's namespace whose
+	// moderation model scores toxicity instead of the built-in lexicon scorer. While it is
+	// missing or its moderation call fails, the built-in scorer is used.
+	// +optional
+	// +kubebuilder:validation:MinLength=1
+	// +kubebuilder:validation:MaxLength=253
+	// +kubebuilder:validation:Pattern=`^[a-z0-9]([-a-z0-9.]*[a-z0-9])?$`
+	Provider string `json:"provider,omitempty"`
+
+	// model is the provider's moderation model, e.g. omni-moderation-latest. When omitted, the
+	// provider chooses its default moderation model.
+	// +optional
+	// +kubebuilder:validation:MinLength=1
+	// +kubebuilder:validation:MaxLength=256
+	Model string `json:"model,omitempty"`
 }
 
 // OutputGuard validates completions.

@@ -252,10 +252,16 @@ type PIIGuard struct {
 	ApplyTo []string `json:"applyTo,omitempty"`
 }
 
-// ToxicityGuard scores content; Threshold is 0..100 (percent).
+// ToxicityGuard scores content; Threshold is 0..100 (percent). When Provider is set, the
+// provider's moderation model Model scores instead of the built-in lexicon.
 type ToxicityGuard struct {
 	Action    string `json:"action"`
 	Threshold int32  `json:"threshold"`
+	// Provider is the "namespace/name" of an OpenAI-type [Provider] whose moderation model
+	// scores toxicity; empty means the built-in scorer.
+	Provider string `json:"provider,omitempty"`
+	// Model is the moderation model, e.g. "omni-moderation-latest".
+	Model string `json:"model,omitempty"`
 }
 
 // OutputGuard validates completions.

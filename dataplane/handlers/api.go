@@ -142,6 +142,7 @@ func (h *Handlers) Chat(c *gin.Context) {
 			return
 		}
 		served(c, res.Provider, res.Cost, res.Cached, res.RateLimit)
+		tokensSaved(c, res.TokensSaved)
 		c.JSON(http.StatusOK, apiChatReply(res))
 		return
 	}
@@ -157,6 +158,7 @@ func (h *Handlers) Chat(c *gin.Context) {
 // failure after the first byte is sent as `event: error` with the standard error body.
 func (h *Handlers) streamAPI(c *gin.Context, st *ChatStream) {
 	served(c, st.Provider(), 0, st.Cached(), st.RateLimit())
+	tokensSaved(c, st.TokensSaved())
 	costTrailer(c)
 	sseHeaders(c)
 	var streamErr error

@@ -11,6 +11,7 @@ import (
 	"net/http"
 	"strings"
 	"time"
+	"unicode/utf8"
 
 	"github.com/gin-gonic/gin"
 
@@ -49,6 +50,13 @@ type oaContent string
 func (c *oaContent) UnmarshalJSON(b []byte) error {
 	if string(b) == "null" {
 		*c = ""
+		return nil
+	}
+	// Fast path for the common case, a string without escapes: the decoder has validated the
+	// literal already, so its bytes between the quotes are the value (when valid UTF-8, which
+	// json would otherwise repair with U+FFFD).
+	if n := len(b); n >= 2 && b[0] == '"' && b[n-1] == '"' && bytes.IndexByte(b, '\\') < 0 && utf8.Valid(b[1:n-1]) {
+		*c = oaContent(b[1 : n-1])
 		return nil
 	}
 	var s string
@@ -242,8 +250,13 @@ func (h *Handlers) ChatCompletions(c *gin.Context) {
 			return
 		}
 		served(c, res.Provider, res.Cost, res.Cached, res.RateLimit)
+		tokensSaved(c, res.TokensSaved)
+		id := res.ID
+		if !strings.HasPrefix(id, "chatcmpl-") { // an OpenAI-compatible upstream's own ID already has it
+			id = "chatcmpl-" + id
+		}
 		c.JSON(http.StatusOK, OAChatCompletion{
-			ID: "chatcmpl-" + res.ID, Object: "chat.completion", Created: time.Now().Unix(), Model: res.Model,
+			ID: id, Object: "chat.completion", Created: time.Now().Unix(), Model: res.Model,
 			Choices: []OAChatChoice{{Index: 0, Message: OAChatMessage{Role: "assistant", Content: res.Content},
 				Logprobs: jsonNull, FinishReason: res.FinishReason}},
 			Usage: oaUsage(res.Usage),
@@ -264,17 +277,26 @@ func (h *Handlers) ChatCompletions(c *gin.Context) {
 // chunk with empty choices and the usage.
 func (h *Handlers) streamOpenAI(c *gin.Context, st *ChatStream, includeUsage bool) {
 	served(c, st.Provider(), 0, st.Cached(), st.RateLimit())
+	tokensSaved(c, st.TokensSaved())
 	costTrailer(c)
 	sseHeaders(c)
 	chunk := OAChunk{ID: "chatcmpl-" + newID("chat"), Object: "chat.completion.chunk", Created: time.Now().Unix(), Model: st.Model()}
+	// One buffer and one encoder for the whole stream: a chunk costs no allocation of its own.
 	var buf bytes.Buffer
+	enc := json.NewEncoder(&buf)
 	send := func(choices []OAChunkChoice, u *OAUsage) error {
 		chunk.Choices, chunk.Usage = choices, u
 		buf.Reset()
-		if err := json.NewEncoder(&buf).Encode(chunk); err != nil {
+		buf.WriteString("data: ")
+		if err := enc.Encode(chunk); err != nil {
 			return err
 		}
-		return writeSSE(c, "", bytes.TrimRight(buf.Bytes(), "\n"))
+		buf.WriteByte('\n') // Encode ended the line; the blank line ends the event
+		if _, err := c.Writer.Write(buf.Bytes()); err != nil {
+			return err
+		}
+		c.Writer.Flush()
+		return nil
 	}
 	empty := ""
 	gone := send([]OAChunkChoice{{Delta: OAChunkDelta{Role: "assistant", Content: &empty}, Logprobs: jsonNull}}, nil) != nil

@@ -44,6 +44,12 @@ type Metrics struct {
 	SettleErrors prometheus.Counter
 	// StreamsOpen is the number of streamed replies in flight.
 	StreamsOpen prometheus.Gauge
+	// PromptTokensSaved counts prompt tokens removed by prompt optimization (whitespace
+	// normalization and history trimming) before the provider call.
+	PromptTokensSaved prometheus.Counter
+	// GuardScorerFallbacks counts toxicity checks scored by the built-in lexicon because the
+	// route's moderation provider was unavailable (reason unavailable|error).
+	GuardScorerFallbacks *prometheus.CounterVec
 }
 
 // New builds and registers every collector in a fresh registry (with Go and process collectors).
@@ -94,13 +100,20 @@ func New() *Metrics {
 		StreamsOpen: prometheus.NewGauge(prometheus.GaugeOpts{
 			Name: "aigw_streams_open", Help: "Streamed replies in flight.",
 		}),
+		PromptTokensSaved: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "aigw_prompt_tokens_saved_total", Help: "Prompt tokens removed by prompt optimization.",
+		}),
+		GuardScorerFallbacks: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "aigw_guard_scorer_fallbacks_total", Help: "Toxicity checks scored by the built-in lexicon instead of the route's moderation provider, by reason (unavailable|error).",
+		}, []string{"reason"}),
 	}
 	reg.MustRegister(
 		collectors.NewGoCollector(),
 		collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}),
 		m.Requests, m.Latency, m.Tokens, m.CostUSD, m.Errors, m.Cache, m.Decisions,
 		m.ConfigInfo, m.ConfigReloads, m.ConfigLoadErrors, m.ConfigLoadedAt,
-		m.EstimatedUsage, m.SettleErrors, m.StreamsOpen,
+		m.EstimatedUsage, m.SettleErrors, m.StreamsOpen, m.PromptTokensSaved,
+		m.GuardScorerFallbacks,
 	)
 	return m
 }

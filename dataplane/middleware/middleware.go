@@ -15,6 +15,7 @@ import (
 	"net/http"
 	"strconv"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/gin-gonic/gin"
@@ -55,11 +56,32 @@ func APIKey(c *gin.Context) *config.APIKey {
 // Logger returns the request-scoped logger (with request_id), or the default logger.
 func Logger(c *gin.Context) *slog.Logger {
 	if v, ok := c.Get(keyLogger); ok {
-		if l, ok := v.(*slog.Logger); ok {
-			return l
+		if l, ok := v.(*requestLogger); ok {
+			return l.get()
 		}
 	}
 	return slog.Default()
+}
+
+// requestLogger builds the request-scoped logger only when a handler asks for it: most requests
+// log just the access line, which carries the same attributes directly, and slog's With
+// pre-renders its attributes into a new handler on every call.
+type requestLogger struct {
+	base  *slog.Logger
+	attrs []slog.Attr
+	once  sync.Once
+	l     *slog.Logger
+}
+
+func (r *requestLogger) get() *slog.Logger {
+	r.once.Do(func() {
+		args := make([]any, len(r.attrs))
+		for i, a := range r.attrs {
+			args[i] = a
+		}
+		r.l = r.base.With(args...)
+	})
+	return r.l
 }
 
 // RequestID returns the request's ID.
@@ -91,11 +113,12 @@ func NewRequestLog(log *slog.Logger, m *metrics.Metrics) gin.HandlerFunc {
 		}
 		c.Set(keyRequestIDString, id)
 		c.Header(HeaderRequestID, id)
-		rl := log.With("request_id", id)
+		rl := &requestLogger{base: log, attrs: make([]slog.Attr, 1, 10)}
+		rl.attrs[0] = slog.String("request_id", id)
 		// The tracing middleware runs first: when it started a span, every line of this request
 		// carries its IDs, so logs and traces join.
 		if sc := trace.SpanContextFromContext(c.Request.Context()); sc.IsValid() {
-			rl = rl.With("trace_id", sc.TraceID().String(), "span_id", sc.SpanID().String())
+			rl.attrs = append(rl.attrs, slog.String("trace_id", sc.TraceID().String()), slog.String("span_id", sc.SpanID().String()))
 		}
 		c.Set(keyLogger, rl)
 
@@ -125,20 +148,22 @@ func NewRequestLog(log *slog.Logger, m *metrics.Metrics) gin.HandlerFunc {
 		if status >= 500 {
 			level = slog.LevelError
 		}
-		attrs := []slog.Attr{
+		// The request's own attributes first, as the request-scoped logger has them; the slice
+		// has room for the rest, so the line costs no extra allocation for its attributes.
+		attrs := append(rl.attrs[:len(rl.attrs):cap(rl.attrs)],
 			slog.String("method", c.Request.Method),
 			slog.String("route", route),
 			slog.Int("status", status),
 			slog.Float64("duration_ms", float64(elapsed.Microseconds())/1000),
 			slog.Int("bytes", c.Writer.Size()),
-		}
+		)
 		if code != "" {
 			attrs = append(attrs, slog.String("error_code", code))
 		}
 		if k := APIKey(c); k != nil {
 			attrs = append(attrs, slog.String("api_key", k.Name))
 		}
-		rl.LogAttrs(c.Request.Context(), level, "request", attrs...)
+		log.LogAttrs(c.Request.Context(), level, "request", attrs...)
 	}
 }
 

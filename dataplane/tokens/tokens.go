@@ -54,6 +54,24 @@ func codecFor(encoding string) tokenizer.Codec {
 	return o200kCodec
 }
 
+// The fast counters (fast.go) share the codecs' vocabularies; nil when unavailable, in which
+// case the codec counts.
+var (
+	o200kFastOnce  sync.Once
+	o200kFast      *fastCodec
+	cl100kFastOnce sync.Once
+	cl100kFast     *fastCodec
+)
+
+func fastFor(encoding string) *fastCodec {
+	if encoding == Cl100kBase {
+		cl100kFastOnce.Do(func() { cl100kFast = newFastCodec(codecFor(Cl100kBase)) })
+		return cl100kFast
+	}
+	o200kFastOnce.Do(func() { o200kFast = newFastCodec(codecFor(O200kBase)) })
+	return o200kFast
+}
+
 // mustGet only fails for an unknown encoding name, which is a programming error caught by tests.
 func mustGet(enc tokenizer.Encoding) tokenizer.Codec {
 	c, err := tokenizer.Get(enc)
@@ -91,8 +109,8 @@ func EncodingFor(model string) string {
 	return O200kBase
 }
 
-// Counting is the costliest step of admitting a request (the tokenizer's regexp runs at a few
-// MB/s), and chat requests resend the whole conversation every turn, so counts of longer texts
+// Counting was the costliest step of admitting a request (the library's regexp ran at a few
+// MB/s; fast.go counts ~25x faster without allocating), and chat requests resend the whole conversation every turn, so counts of longer texts
 // are cached by encoding, length and a 64-bit seeded hash of the text (hashing is ~1000x
 // cheaper than counting; a collision would only misestimate one reservation). The cache holds
 // hashes, never text, and is emptied when full.
@@ -139,6 +157,11 @@ func Count(model, text string) int64 {
 func countWith(enc, text string) int64 {
 	if text == "" {
 		return 0
+	}
+	if f := fastFor(enc); f != nil {
+		if n, ok := f.count(text); ok {
+			return int64(n)
+		}
 	}
 	n, err := codecFor(enc).Count(text)
 	if err != nil {

@@ -453,6 +453,11 @@ func (c *compilation) compileRoute(r *aiv1alpha1.AIRoutePolicy, earlier []config
 				threshold = *t.Threshold
 			}
 			out.Guardrails.Toxicity = &config.ToxicityGuard{Action: string(t.Action), Threshold: threshold}
+			if t.Provider != "" {
+				if pk := c.moderationProvider(ns, name, t.Provider); pk != "" {
+					out.Guardrails.Toxicity.Provider, out.Guardrails.Toxicity.Model = pk, t.Model
+				}
+			}
 		}
 		if o := g.Output; o != nil {
 			out.Guardrails.Output = &config.OutputGuard{JSONSchema: o.JSONSchema, MaxLength: o.MaxLength, BannedPhrases: sortedCopy(o.BannedPhrases)}
@@ -558,4 +563,28 @@ func (c *compilation) compileAPIKeys(secrets []corev1.Secret) []config.APIKey {
 		out = append(out, config.APIKey{Name: key(ns, name), SHA256: h, Role: role, Orgs: slices.Compact(orgs)})
 	}
 	return out
+}
+
+// moderationProvider resolves the AIProvider a toxicity guard names to its "namespace/name",
+// or "" (the built-in scorer) when it does not exist, is not of type openai (the only type
+// with a moderation model) or is not Ready; each case is reported on the policy.
+func (c *compilation) moderationProvider(ns, name, provider string) string {
+	pk := key(ns, provider)
+	decl, exists := c.declared[pk]
+	switch {
+	case !exists:
+		c.report(KindAIRoutePolicy, ns, name, aiv1alpha1.ReasonProviderNotFound, false,
+			"spec.guardrails.toxicity.provider: AIProvider %q does not exist in namespace %q; toxicity is scored by the built-in scorer", provider, ns)
+		return ""
+	case decl.Spec.Type != aiv1alpha1.ProviderTypeOpenAI:
+		c.report(KindAIRoutePolicy, ns, name, aiv1alpha1.ReasonInvalidSpec, false,
+			"spec.guardrails.toxicity.provider: AIProvider %q is of type %q, but only openai offers a moderation model; toxicity is scored by the built-in scorer", provider, decl.Spec.Type)
+		return ""
+	}
+	if _, ok := c.published[pk]; !ok {
+		c.report(KindAIRoutePolicy, ns, name, aiv1alpha1.ReasonProviderNotReady, false,
+			"spec.guardrails.toxicity.provider: AIProvider %q is not Ready (see its conditions); toxicity is scored by the built-in scorer", provider)
+		return ""
+	}
+	return pk
 }

@@ -369,6 +369,9 @@ func validateGuardrails(g *aiv1alpha1.Guardrails, e *errs) {
 		if t.Threshold != nil && (*t.Threshold < 0 || *t.Threshold > 100) {
 			e.addf("spec.guardrails.toxicity.threshold must be between 0 and 100")
 		}
+		if t.Model != "" && t.Provider == "" {
+			e.addf("toxicity.model names a moderation model of toxicity.provider: set provider too")
+		}
 	}
 	if o := g.Output; o != nil {
 		if len(o.JSONSchema) > 65536 {

@@ -1,4 +1,4 @@
-package tokproto
+package tokens
 
 import (
 	"math"
@@ -10,10 +10,10 @@ import (
 	"github.com/tiktoken-go/tokenizer"
 )
 
-// fastCodec counts o200k_base tokens exactly like the tiktoken-go codec, without its regexp
-// engine: the pre-tokenizer pattern of o200k_base is matched by hand (below, alternative by
-// alternative, with the same backtracking outcome), and each piece is byte-pair merged with the
-// codec's own vocabulary. The regexp engine allocated a match object, a rune copy of the input
+// fastCodec counts o200k_base and cl100k_base tokens exactly like the tiktoken-go codec, without
+// its regexp engine: the encoding's pre-tokenizer pattern is matched by hand (below, alternative
+// by alternative, with the same backtracking outcome as the library's engine, quirks included),
+// and each piece is byte-pair merged with the codec's own vocabulary. The regexp engine allocated a match object, a rune copy of the input
 // and a string per piece, and was most of the gateway's CPU per request; this does no
 // allocation for pieces shorter than mergeHeapThreshold.
 type fastCodec struct {
@@ -66,7 +66,7 @@ func (f *fastCodec) count(text string) (n int, ok bool) {
 	return n, true
 }
 
-// each calls fn with every piece's token ids (for tests: the same ids as the library's Encode).
+// encode returns the token ids of text (tests compare them with the library's Encode).
 func (f *fastCodec) encode(text string) []uint {
 	var ids []uint
 	for i := 0; i < len(text); {

@@ -1,4 +1,4 @@
-package tokproto
+package tokens
 
 import (
 	"math/rand/v2"
@@ -88,7 +88,8 @@ func randomMixtures(t *testing.T, enc tokenizer.Encoding) {
 	}
 }
 
-// Every code point of the planes that hold assigned characters, in a few contexts, in batches.
+// Every code point of the Basic Multilingual Plane, and a sample of the supplementary planes
+// that hold assigned characters, in a few contexts, in batches.
 func TestFastCountMatchesTheLibraryForEveryCodePoint(t *testing.T) {
 	for _, enc := range encodings {
 		t.Run(string(enc), func(t *testing.T) { everyCodePoint(t, enc) })
@@ -109,8 +110,8 @@ func everyCodePoint(t *testing.T, enc tokenizer.Encoding) {
 		same(t, c, f, b.String())
 		b.Reset()
 	}
-	for r := rune(0); r <= 0x3FFFF; r++ {
-		if !utf8.ValidRune(r) || r > 0x2FFFF && r < 0x30000 {
+	for r := rune(0); r <= 0xEFFFF; r++ {
+		if r > 0xFFFF && r%13 != 0 || !utf8.ValidRune(r) || r > 0x3FFFF && r < 0xE0000 {
 			continue
 		}
 		for _, ctx := range contexts {
@@ -118,9 +119,6 @@ func everyCodePoint(t *testing.T, enc tokenizer.Encoding) {
 		}
 		if b.Len() > 400 {
 			flush()
-		}
-		if r == 0x2FFFF {
-			r = 0xDFFFF // skip to plane 14
 		}
 	}
 	flush()
@@ -130,6 +128,26 @@ func TestInvalidUTF8IsLeftToTheLibrary(t *testing.T) {
 	_, f := lib(t)
 	_, ok := f.count("abc\xffdef")
 	require.False(t, ok)
+	c, _ := lib(t)
+	want, err := c.Count("abc\xffdef")
+	require.NoError(t, err)
+	require.Equal(t, int64(want), Count("gpt-4o", "abc\xffdef"), "Count falls back to the library")
+}
+
+func TestCountUsesTheFastCounterForBothEncodings(t *testing.T) {
+	require.NotNil(t, fastFor(O200kBase))
+	require.NotNil(t, fastFor(Cl100kBase))
+	text := strings.Repeat("Budgets reserve the worst case before the call; 42 tokens, I'd say. ", 8)
+	for _, model := range []string{"gpt-4o-mini", "gpt-4"} {
+		enc := tokenizer.O200kBase
+		if EncodingFor(model) == Cl100kBase {
+			enc = tokenizer.Cl100kBase
+		}
+		c, _ := lib(t, enc)
+		want, err := c.Count(text)
+		require.NoError(t, err)
+		require.Equal(t, int64(want), Count(model, text), "model %s", model)
+	}
 }
 
 func BenchmarkLibraryCount(b *testing.B) {
