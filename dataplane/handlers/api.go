@@ -417,9 +417,9 @@ func (h *Handlers) Usage(c *gin.Context) {
 	if !ok {
 		return
 	}
-	if id.User != "" && id.Org == "" {
-		id.Org = DefaultOrg // where org-less requests were charged (see [DefaultOrg])
-	}
+	// An admin (or a key for any org) asking without orgId sees the user across every org,
+	// including DefaultOrg, where org-less requests were charged; an org-bound key was given its
+	// org by identity above.
 	now := h.svc.Now()
 	rep, err := h.svc.Usage(c.Request.Context(), middleware.Runtime(c), governor.Query{User: id.User, Org: id.Org, From: now.Add(-window), To: now})
 	if err != nil {
