@@ -1,7 +1,7 @@
 // Package server builds the data plane's Gin engine from one route table and runs it with
 // production timeouts and a graceful shutdown.
 //
-// Middleware order (fixed; see STYLE.md §5):
+// Middleware order (fixed):
 //
 //  1. recovery (a panic becomes a 500 error body)
 //  2. request ID + JSON access log + request metrics (no bodies, no keys); before it, when

@@ -12,7 +12,7 @@ import (
 )
 
 const (
-	// reloadWithin is issue 3's promise: a CR changed in the cluster is served this fast.
+	// reloadWithin is the promise of hot reload: a CR changed in the cluster is served this fast.
 	reloadWithin = 2 * time.Second
 	// rate and workers shape the steady load; minRPS is what the issue asks for.
 	rate    = 250
