@@ -186,10 +186,7 @@ func (h *Handlers) streamAPI(c *gin.Context, st *ChatStream) {
 		return
 	}
 	if streamErr != nil {
-		e := apierror.From(streamErr)
-		_ = c.Error(e)
-		b, _ := json.Marshal(apierror.Body{Error: apierror.BodyError{Type: e.Type, Code: e.Code, Message: e.Message}})
-		_ = writeSSE(c, "error", b)
+		writeStreamError(c, "error", streamErr)
 		return
 	}
 	b, _ := json.Marshal(apiChatReply(res))

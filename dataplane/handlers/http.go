@@ -227,3 +227,13 @@ func parseWindow(s string, def time.Duration) (time.Duration, error) {
 	}
 	return d, nil
 }
+
+// writeStreamError ends a stream whose headers are already sent with the contract's error body
+// as one SSE event (event name "error" on /api/ai, unnamed on the OpenAI-compatible API, as
+// OpenAI does), and records the error for the access log.
+func writeStreamError(c *gin.Context, event string, err error) {
+	e := apierror.From(err)
+	_ = c.Error(e)
+	b, _ := json.Marshal(apierror.Body{Error: apierror.BodyError{Type: e.Type, Code: e.Code, Message: e.Message}})
+	_ = writeSSE(c, event, b)
+}

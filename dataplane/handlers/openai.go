@@ -320,10 +320,7 @@ func (h *Handlers) streamOpenAI(c *gin.Context, st *ChatStream, includeUsage boo
 		return
 	}
 	if streamErr != nil {
-		e := apierror.From(streamErr)
-		_ = c.Error(e)
-		b, _ := json.Marshal(apierror.Body{Error: apierror.BodyError{Type: e.Type, Code: e.Code, Message: e.Message}})
-		_ = writeSSE(c, "", b)
+		writeStreamError(c, "", streamErr)
 		return
 	}
 	stop := "stop"
