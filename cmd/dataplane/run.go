@@ -1,6 +1,7 @@
 package main
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"flag"
@@ -55,6 +56,9 @@ type Settings struct {
 	// ReservationTTL is how long a budget reservation or concurrency slot of a replica that died
 	// mid-call holds (governor.Options.ReservationTTL). Zero takes the governor's default.
 	ReservationTTL time.Duration
+	// StreamCheckpoint is how often a running stream charges its cost so far
+	// (handlers.Deps.StreamCheckpointInterval); 0 charges streams only when they end.
+	StreamCheckpoint time.Duration
 	// Kubeconfig selects a cluster outside the pod (tests, local runs); empty = in-cluster config.
 	Kubeconfig string
 	// seed holds the objects built from the seed's environment variables, when they are used.
@@ -89,6 +93,8 @@ func parseFlags(args []string, stderr io.Writer) (Settings, error) {
 		"how long admitting a request may wait for the limit store before the fail modes apply (a hung Redis; a down one fails at once)")
 	fs.DurationVar(&s.ReservationTTL, "reservation-ttl", governor.DefaultReservationTTL,
 		"how long a crashed replica's budget reservations and concurrency slots hold; must exceed the longest call, streams included")
+	fs.DurationVar(&s.StreamCheckpoint, "stream-checkpoint", handlers.DefaultStreamCheckpointInterval,
+		"how often a running stream charges what it has cost so far, so a killed replica loses at most that much; 0 = only when it ends")
 	fs.StringVar(&s.Kubeconfig, "kubeconfig", "", "cluster: kubeconfig file (default: in-cluster config)")
 	if err := fs.Parse(args); err != nil {
 		return s, err
@@ -99,6 +105,9 @@ func parseFlags(args []string, stderr io.Writer) (Settings, error) {
 	}
 	if s.ReservationTTL <= 0 {
 		return s, fmt.Errorf("invalid --reservation-ttl %v: must be positive", s.ReservationTTL)
+	}
+	if s.StreamCheckpoint < 0 {
+		return s, fmt.Errorf("invalid --stream-checkpoint %v: must not be negative", s.StreamCheckpoint)
 	}
 	if fs.NArg() > 0 {
 		return s, fmt.Errorf("unexpected arguments: %s", strings.Join(fs.Args(), " "))
@@ -138,6 +147,7 @@ func Run(ctx context.Context, args []string) error {
 		return fmt.Errorf("invalid --log-level: %w", err)
 	}
 	log := slog.New(slog.NewJSONHandler(os.Stderr, &slog.HandlerOptions{Level: level}))
+	applyMemoryLimit(os.Getenv, os.ReadFile, log)
 	ln, err := net.Listen("tcp", s.Addr)
 	if err != nil {
 		return fmt.Errorf("failed to listen on %s: %w", s.Addr, err)
@@ -189,6 +199,8 @@ func serve(ctx context.Context, s Settings, ln net.Listener, log *slog.Logger) e
 		Cache:    cache.New(st.Cache(), cache.Options{Logger: log}),
 		Metrics:  m,
 		Log:      log,
+		// Zero in Deps means the default; the flag's 0 means off.
+		StreamCheckpointInterval: cmp.Or(s.StreamCheckpoint, -1),
 	})
 	h := handlers.New(svc, holder, m)
 

@@ -55,6 +55,19 @@ package governor
 // Spend past a limit (a settle larger than the reservation, or usage under an alert budget) is
 // always added to spent: no cost is lost.
 //
+// # Streams: settled as they go
+//
+// A stream may run for minutes, and a replica killed in the middle (SIGKILL, OOM, node loss) never
+// reaches its settle. [Governor.Checkpoint] records a running call's cost so far — the caller
+// passes totals since admission — to every budget's spend and to the ledger, moving the same amount
+// out of its reservations; the final Settle charges only the remainder (negative when the running
+// estimate exceeded what the provider finally reported), so the totals end equal to the reported
+// usage. The store keeps what it charged per admission and charges differences, so a retried or
+// lost-reply checkpoint is never charged twice; Checkpoint and Settle of a ticket are serialized.
+// A call counts as one request from its first checkpoint. After a kill the ledger keeps what the
+// last checkpoint recorded and the shrunk reservation expires with ReservationTTL. Successful and
+// failed checkpoints are counted in aio_stream_checkpoints_total{result}.
+//
 // # Rate limits
 //
 // Route.RateLimits map to store checks: token-bucket (GCRA; Burst = capacity), sliding-window

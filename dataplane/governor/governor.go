@@ -154,6 +154,15 @@ type Governor interface {
 	// token limits and appends the usage to the ledger. Safe to call with a cancelled ctx's values
 	// (callers pass a fresh context so a disconnected client still gets charged).
 	Settle(ctx context.Context, req *Request, t *Ticket, c Charge) error
+	// Checkpoint charges a call that is still running (a stream) with what it has cost so far: c
+	// holds totals since admission (prompt tokens, output tokens counted so far, their cost). Every
+	// budget's spend and the ledger get what changed since the last checkpoint, in one store round
+	// trip, and each reservation shrinks by as much (see store.Store.Checkpoint). The call counts as
+	// one request from its first checkpoint. A later Settle with the call's final usage charges only
+	// the remainder, so the totals end equal to that usage however many checkpoints ran. Checkpoint
+	// and Settle of one ticket are serialized; after Settle, Checkpoint returns ErrTicketSettled.
+	// Like Settle, it runs on a context detached from ctx's cancellation, bounded by SettleTimeout.
+	Checkpoint(ctx context.Context, req *Request, t *Ticket, c Charge) error
 	// Usage reports one subject's usage over q's window and its budgets' state.
 	Usage(ctx context.Context, snap *config.Snapshot, q Query) (*UsageReport, error)
 	// Costs reports spend over q's window grouped by q.GroupBy, with a forecast.

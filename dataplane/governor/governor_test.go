@@ -608,3 +608,81 @@ func TestAUsersBudgetAndLimitHoldWhateverOrgTheRequestNames(t *testing.T) {
 		})
 	}
 }
+
+func TestCheckpointsChargeAStreamAsItGoesAndSettleChargesOnlyTheRemainder(t *testing.T) {
+	stores(t, func(t *testing.T, st store.Store, clock *storetest.FakeClock) {
+		g, m := newGov(st, clock)
+		snap := &config.Snapshot{Budgets: []config.Budget{userBudget("daily", "1", config.ActionBlock)}}
+		req := chatReq("u1", usd("0.4"))
+		d, err := g.Admit(t.Context(), snap, req)
+		require.NoError(t, err)
+		report := func() (*governor.UsageReport, governor.BudgetStatus) {
+			rep, err := g.Usage(t.Context(), snap, governor.Query{User: "u1", Org: "o1"})
+			require.NoError(t, err)
+			require.Len(t, rep.Budgets, 1)
+			return rep, rep.Budgets[0]
+		}
+
+		require.NoError(t, g.Checkpoint(t.Context(), req, d.Ticket, charge(usd("0.1"), 100, 50)))
+		rep, b := report()
+		require.Equal(t, int64(1), rep.Requests, "a stream counts as a request from its first checkpoint")
+		require.Equal(t, int64(150), rep.Tokens)
+		require.Equal(t, usd("0.1"), rep.Cost)
+		require.Equal(t, usd("0.1"), b.Spent)
+		require.Equal(t, usd("0.3"), b.Reserved, "the reservation shrank by what was charged")
+		require.Equal(t, usd("0.6"), b.Remaining)
+
+		clock.Advance(time.Second)
+		require.NoError(t, g.Checkpoint(t.Context(), req, d.Ticket, charge(usd("0.25"), 100, 200)))
+		// The provider reports slightly less than the tokenizer counted while streaming.
+		require.NoError(t, g.Settle(t.Context(), req, d.Ticket, charge(usd("0.23"), 100, 190)))
+		rep, b = report()
+		require.Equal(t, int64(1), rep.Requests)
+		require.Equal(t, int64(290), rep.Tokens, "the ledger holds exactly the reported usage")
+		require.Equal(t, usd("0.23"), rep.Cost)
+		require.Equal(t, usd("0.23"), b.Spent)
+		require.Equal(t, money.Nanos(0), b.Reserved)
+		require.Equal(t, usd("0.77"), b.Remaining)
+
+		err = g.Checkpoint(t.Context(), req, d.Ticket, charge(usd("0.3"), 100, 250))
+		require.ErrorIs(t, err, governor.ErrTicketSettled)
+		rep, _ = report()
+		require.Equal(t, usd("0.23"), rep.Cost, "a checkpoint after the settle charges nothing")
+		require.Equal(t, 2.0, testutil.ToFloat64(m.Checkpoints.WithLabelValues("ok")))
+	})
+}
+
+func TestCheckpointsRacingTheSettleNeverChargeTwice(t *testing.T) {
+	stores(t, func(t *testing.T, st store.Store, clock *storetest.FakeClock) {
+		g, _ := newGov(st, clock)
+		snap := &config.Snapshot{Budgets: []config.Budget{userBudget("daily", "10", config.ActionBlock)}}
+		const streams = 20
+		var wg sync.WaitGroup
+		for i := range streams {
+			req := chatReq("u1", usd("0.5"))
+			d, err := g.Admit(t.Context(), snap, req)
+			require.NoError(t, err)
+			for j := range 5 {
+				wg.Go(func() {
+					err := g.Checkpoint(t.Context(), req, d.Ticket, charge(money.Nanos(j+1)*usd("0.01"), 10, int64(j+1)*10))
+					if err != nil && !errors.Is(err, governor.ErrTicketSettled) {
+						t.Errorf("checkpoint %d/%d: %v", i, j, err)
+					}
+				})
+			}
+			wg.Go(func() {
+				if err := g.Settle(t.Context(), req, d.Ticket, charge(usd("0.03"), 10, 30)); err != nil {
+					t.Errorf("settle %d: %v", i, err)
+				}
+			})
+		}
+		wg.Wait()
+		rep, err := g.Usage(t.Context(), snap, governor.Query{User: "u1", Org: "o1"})
+		require.NoError(t, err)
+		require.Equal(t, int64(streams), rep.Requests)
+		require.Equal(t, int64(streams*40), rep.Tokens)
+		require.Equal(t, money.Nanos(streams)*usd("0.03"), rep.Cost, "whatever ran first, each stream ends at its settled cost")
+		require.Equal(t, money.Nanos(streams)*usd("0.03"), rep.Budgets[0].Spent)
+		require.Equal(t, money.Nanos(0), rep.Budgets[0].Reserved)
+	})
+}

@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"log/slog"
 	"strconv"
+	"sync"
 	"sync/atomic"
 	"time"
 
@@ -129,6 +130,12 @@ type ticketState struct {
 	meta     []checkMeta
 	consumed []bool
 	settled  atomic.Bool
+	// mu serializes Checkpoint and Settle, so that a checkpoint never reaches the store after the
+	// final settle of its own replica (the store ignores one that does, as a second defence).
+	mu sync.Mutex
+	// checkpointed is set (under mu) once a checkpoint was sent, even one that failed: it may
+	// have been applied, so the final settle must subtract what the store recorded.
+	checkpointed bool
 }
 
 func (g *gov) newID() string {
@@ -398,11 +405,13 @@ func (g *gov) Settle(ctx context.Context, req *Request, t *Ticket, c Charge) err
 	if !ok {
 		return fmt.Errorf("failed to settle: ticket %q was not issued by this governor", t.ID)
 	}
+	ts.mu.Lock()
+	defer ts.mu.Unlock()
 	if !ts.settled.CompareAndSwap(false, true) {
 		return fmt.Errorf("failed to settle ticket %q: %w", t.ID, ErrTicketSettled)
 	}
 	tokens := c.Usage.PromptTokens + c.Usage.CompletionTokens
-	s := &store.Settlement{ID: t.ID, Ops: make([]store.SettleOp, 0, len(ts.checks))}
+	s := &store.Settlement{ID: t.ID, Ops: make([]store.SettleOp, 0, len(ts.checks)), Checkpointed: ts.checkpointed}
 	for i := range ts.checks {
 		ch, m := &ts.checks[i], &ts.meta[i]
 		actual := ch.Cost
@@ -434,5 +443,50 @@ func (g *gov) Settle(ctx context.Context, req *Request, t *Ticket, c Charge) err
 		g.log.ErrorContext(ctx, "failed to settle usage", "ticket", t.ID, "cost", c.Cost.String(), "error", err)
 		return fmt.Errorf("failed to settle ticket %q: %w", t.ID, err)
 	}
+	return nil
+}
+
+// Checkpoint implements [Governor].
+//
+// Reservations shrink by what a checkpoint charges rather than staying whole until the end:
+// admission made room for spent + reserved + worst case ≤ limit, and a checkpoint moves part of
+// that worst case from reserved to spent in one atomic store step, so every replica keeps seeing
+// the same headroom — never more (the budget cannot be overspent while the call stays within its
+// worst case, which settling already relies on) and never less (a running stream would otherwise
+// count twice, refusing requests that fit, and a killed one would hold both its spend and its whole
+// reservation until the TTL). A call that outruns its worst case empties its reservation and goes
+// on charging spend, exactly as its final settle would.
+func (g *gov) Checkpoint(ctx context.Context, req *Request, t *Ticket, c Charge) error {
+	if t == nil || req == nil {
+		return fmt.Errorf("failed to checkpoint: nil ticket or request")
+	}
+	ts, ok := t.state.(*ticketState)
+	if !ok {
+		return fmt.Errorf("failed to checkpoint: ticket %q was not issued by this governor", t.ID)
+	}
+	ts.mu.Lock()
+	defer ts.mu.Unlock()
+	if ts.settled.Load() {
+		return fmt.Errorf("failed to checkpoint ticket %q: %w", t.ID, ErrTicketSettled)
+	}
+	s := &store.Settlement{ID: t.ID, Checkpointed: true}
+	for i := range ts.checks {
+		if ts.meta[i].budget != nil {
+			s.Ops = append(s.Ops, store.SettleOp{Check: ts.checks[i], Consumed: ts.consumed[i], Actual: int64(c.Cost)})
+		}
+	}
+	s.Usage = &store.UsageRecord{
+		At: g.opts.Clock.Now(), User: req.User, Org: req.Org, APIKey: req.APIKey, Model: req.Model, Provider: req.Provider,
+		Requests: 1, Tokens: c.Usage.PromptTokens + c.Usage.CompletionTokens, Cost: int64(c.Cost),
+	}
+	ts.checkpointed = true
+	sctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), g.opts.SettleTimeout)
+	defer cancel()
+	if err := g.st.Checkpoint(sctx, s); err != nil {
+		g.m.StoreErrors.WithLabelValues("checkpoint").Inc()
+		g.m.Checkpoints.WithLabelValues("error").Inc()
+		return fmt.Errorf("failed to checkpoint ticket %q: %w", t.ID, err)
+	}
+	g.m.Checkpoints.WithLabelValues("ok").Inc()
 	return nil
 }

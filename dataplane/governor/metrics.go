@@ -28,6 +28,8 @@ type Metrics struct {
 	UsageEstimated prometheus.Counter
 	// UsageUnpriced counts settled requests of a model without a price (charged $0).
 	UsageUnpriced prometheus.Counter
+	// Checkpoints counts checkpoints of running streams by result (ok, error).
+	Checkpoints *prometheus.CounterVec
 }
 
 // NewMetrics creates the counters and registers them on reg when it is not nil (reusing any
@@ -58,6 +60,9 @@ func NewMetrics(reg prometheus.Registerer) *Metrics {
 		UsageUnpriced: prometheus.NewCounter(prometheus.CounterOpts{
 			Name: "aio_usage_unpriced_total", Help: "Requests served by a model without a price.",
 		}),
+		Checkpoints: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "aio_stream_checkpoints_total", Help: "Checkpoints charging running streams as they go, by result.",
+		}, []string{"result"}),
 	}
 	if reg != nil {
 		m.BudgetDecisions = register(reg, m.BudgetDecisions)
@@ -68,6 +73,7 @@ func NewMetrics(reg prometheus.Registerer) *Metrics {
 		m.FailClosed = register(reg, m.FailClosed)
 		m.UsageEstimated = register(reg, m.UsageEstimated)
 		m.UsageUnpriced = register(reg, m.UsageUnpriced)
+		m.Checkpoints = register(reg, m.Checkpoints)
 	}
 	return m
 }

@@ -82,6 +82,11 @@ type Deps struct {
 	Log     *slog.Logger
 	// SettleTimeout bounds a settle; it runs on a context detached from the client.
 	SettleTimeout time.Duration
+	// StreamCheckpointInterval is how often, at most, a running stream charges what it has cost
+	// so far (governor.Governor.Checkpoint), so that a replica killed mid-stream has already
+	// recorded all but the last interval of it [DefaultStreamCheckpointInterval]; negative turns
+	// checkpoints off (the stream is charged once, when it ends).
+	StreamCheckpointInterval time.Duration
 	// DefaultMaxOutput is reserved when neither the request nor the model caps the output.
 	DefaultMaxOutput int64
 	// Now is the clock for usage windows; default time.Now.

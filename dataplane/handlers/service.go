@@ -10,6 +10,7 @@ import (
 	"log/slog"
 	"slices"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/nself-org/ai-orchestration/dataplane/apierror"
@@ -25,6 +26,11 @@ import (
 	"github.com/nself-org/ai-orchestration/dataplane/tracing"
 )
 
+// DefaultStreamCheckpointInterval is Deps.StreamCheckpointInterval's default: a replica killed
+// mid-stream loses at most about a second of output, for one store round trip per second per
+// stream (and none while a stream sends nothing).
+const DefaultStreamCheckpointInterval = time.Second
+
 // Service runs the request path shared by every AI endpoint of both APIs.
 type Service struct{ d Deps }
 
@@ -35,6 +41,9 @@ func NewService(d Deps) *Service {
 	}
 	if d.SettleTimeout <= 0 {
 		d.SettleTimeout = 5 * time.Second
+	}
+	if d.StreamCheckpointInterval == 0 {
+		d.StreamCheckpointInterval = DefaultStreamCheckpointInterval
 	}
 	if d.DefaultMaxOutput <= 0 {
 		d.DefaultMaxOutput = 4096
@@ -489,6 +498,10 @@ type ChatStream struct {
 	stream providers.Stream
 	target *route.Target
 	filter StreamFilter
+	// rawMu guards raw, which the checkpointer reads while Next appends; it is held only to
+	// append or to take the string (never while counting tokens), so a chunk never waits on a
+	// checkpoint.
+	rawMu  sync.Mutex
 	raw    strings.Builder // what the provider sent, for token counting
 	out    strings.Builder // what the client got
 	hit    *ChatResult
@@ -497,6 +510,9 @@ type ChatStream struct {
 	ended  bool // io.EOF seen
 	err    error
 	done   bool
+	// cpStop ends the checkpointer and cpDone says it has ended; nil when none runs.
+	cpStop chan struct{}
+	cpDone chan struct{}
 }
 
 // StartChatStream admits the request and opens the upstream stream (with failover until it is
@@ -532,7 +548,89 @@ func (s *Service) StartChatStream(ctx context.Context, rt *runtime.Runtime, in *
 	if s.d.Metrics != nil {
 		s.d.Metrics.StreamsOpen.Inc()
 	}
+	// Checkpoints and the final settle must name the same provider and model, or the ledger's
+	// per-model cells would get the checkpoints under one and the remainder under another.
+	c.greq.Provider, c.greq.Model = st.target.Provider, st.target.Model
+	if every := s.d.StreamCheckpointInterval; every > 0 && c.dec != nil {
+		st.cpStop, st.cpDone = make(chan struct{}), make(chan struct{})
+		go st.checkpoints(every)
+	}
 	return st, nil
+}
+
+// checkpoints charges the stream's cost so far every interval in which it grew, off the chunk
+// path, until Finish stops it. A replica killed mid-stream has then recorded all but the last
+// interval: the prompt and the output streamed up to the last checkpoint, counted with the
+// tokenizer and priced as the final settle prices them (which later replaces the estimate with
+// the provider's usage, charging only the difference).
+func (st *ChatStream) checkpoints(every time.Duration) {
+	defer close(st.cpDone)
+	tick := time.NewTicker(every)
+	defer tick.Stop()
+	charged := 0 // bytes of raw output the last checkpoint covered
+	var out outputTally
+	for {
+		select {
+		case <-st.cpStop:
+			return
+		case <-tick.C:
+		}
+		st.rawMu.Lock()
+		text := st.raw.String()
+		st.rawMu.Unlock()
+		if len(text) == charged {
+			continue
+		}
+		charged = len(text)
+		st.checkpoint(out.count(st.target.Model, text))
+	}
+}
+
+// outputTally counts the tokens of a growing text without recounting all of it every time:
+// recounting the whole output each second would cost a long stream time quadratic in its
+// length (~0.7 ms per 16 KiB on this machine's tokenizer). Text up to safe is counted once (base);
+// each call counts only what follows.
+type outputTally struct {
+	safe int
+	base int64
+}
+
+// count returns the tokens of text, which extends the text of the previous call.
+func (o *outputTally) count(model, text string) int64 {
+	if cut := tokenBoundary(text, o.safe); cut > o.safe {
+		o.base += tokens.Count(model, text[o.safe:cut])
+		o.safe = cut
+	}
+	return o.base + tokens.Count(model, text[o.safe:])
+}
+
+// tokenBoundary returns the last index after from where text can be cut without changing its
+// token count, or from when there is none. The BPE encodings first split text into pieces by a
+// regular expression and never merge tokens across pieces; no piece spans a single space between
+// two visible ASCII characters (pieces hold letters, digits, punctuation or whitespace runs, a
+// leading space included), so a new piece always starts at such a space and the counts of the
+// two sides add up exactly.
+func tokenBoundary(text string, from int) int {
+	visible := func(b byte) bool { return b > ' ' && b < 0x7f }
+	for i := len(text) - 2; i > from; i-- {
+		if text[i] == ' ' && visible(text[i-1]) && visible(text[i+1]) {
+			return i
+		}
+	}
+	return from
+}
+
+// checkpoint charges the prompt plus completion output tokens streamed so far.
+func (st *ChatStream) checkpoint(completion int64) {
+	u := providers.Usage{PromptTokens: st.c.prompt, CompletionTokens: completion}
+	ch := governor.Charge{Cost: cost(st.c.rt, st.target.Provider, st.target.Model, u), Estimated: true}
+	ch.Usage.PromptTokens, ch.Usage.CompletionTokens = u.PromptTokens, u.CompletionTokens
+	ctx, cancel := context.WithTimeout(context.WithoutCancel(st.ctx), st.s.d.SettleTimeout)
+	defer cancel()
+	if err := st.s.d.Governor.Checkpoint(ctx, st.c.greq, st.c.dec.Ticket, ch); err != nil {
+		// The final settle still charges everything the store has not recorded.
+		st.s.d.Log.Warn("failed to checkpoint a stream", "provider", st.target.Provider, "model", st.target.Model, "error", err)
+	}
 }
 
 // TokensSaved is how many prompt tokens prompt optimization removed (X-AI-Tokens-Saved).
@@ -593,7 +691,9 @@ func (st *ChatStream) Next() (string, error) {
 			st.err = err
 			return "", err
 		}
+		st.rawMu.Lock()
 		st.raw.WriteString(d)
+		st.rawMu.Unlock()
 		if st.filter != nil {
 			d = st.filter.Push(d)
 		}
@@ -605,9 +705,10 @@ func (st *ChatStream) Next() (string, error) {
 	}
 }
 
-// Finish closes the upstream stream and settles: from the provider's usage, or from the
-// tokenizer over what was streamed when the provider reported none (a cut stream). It runs on a
-// context detached from the client, so a disconnect still charges.
+// Finish stops the checkpointer, closes the upstream stream and settles: from the provider's
+// usage, or from the tokenizer over what was streamed when the provider reported none (a cut
+// stream); the governor charges only what the checkpoints have not. It runs on a context detached
+// from the client, so a disconnect still charges.
 func (st *ChatStream) Finish() *ChatResult {
 	if st.done {
 		return nil
@@ -617,6 +718,12 @@ func (st *ChatStream) Finish() *ChatResult {
 		return st.hit
 	}
 	_ = st.stream.Close()
+	if st.cpStop != nil {
+		// Wait for a checkpoint in flight: the settle below must come after it (the governor
+		// serializes them as well), and nothing may checkpoint once the stream is settled.
+		close(st.cpStop)
+		<-st.cpDone
+	}
 	if st.s.d.Metrics != nil {
 		st.s.d.Metrics.StreamsOpen.Dec()
 	}

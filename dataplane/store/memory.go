@@ -19,6 +19,8 @@ type Memory struct {
 	slots   map[string]map[string]int64 // key → holder → expiry (µs)
 	budgets map[string]*memBudget
 	ledger  map[string]map[int64]map[LedgerKey]*Totals // tag → hour (unix s) → cells
+	// progress is what checkpoints charged per admission ID (see [Store.Checkpoint]).
+	progress map[string]*memProgress
 
 	lastSweep int64
 	cache     *memKV
@@ -52,6 +54,16 @@ type memBudget struct {
 	expireAt int64 // µs
 }
 
+// memProgress is what checkpoints recorded for one admission: the spend charged per budget key
+// and the usage added to the ledger, both since admission. finished marks a settled admission,
+// whose record stays until exp as a tombstone (as on Redis).
+type memProgress struct {
+	spent    map[string]int64
+	usage    Totals
+	finished bool
+	exp      int64 // µs
+}
+
 // MemoryOptions configures [NewMemory].
 type MemoryOptions struct {
 	// Clock defaults to [SystemClock].
@@ -71,13 +83,14 @@ func NewMemory(opts MemoryOptions) *Memory {
 		opts.CacheBytes = 64 << 20
 	}
 	return &Memory{
-		clock:   opts.Clock,
-		buckets: map[string]*memBucket{},
-		windows: map[string]*memWindow{},
-		slots:   map[string]map[string]int64{},
-		budgets: map[string]*memBudget{},
-		ledger:  map[string]map[int64]map[LedgerKey]*Totals{},
-		cache:   newMemKV(opts.Clock, opts.CacheBytes),
+		clock:    opts.Clock,
+		buckets:  map[string]*memBucket{},
+		windows:  map[string]*memWindow{},
+		slots:    map[string]map[string]int64{},
+		budgets:  map[string]*memBudget{},
+		ledger:   map[string]map[int64]map[LedgerKey]*Totals{},
+		progress: map[string]*memProgress{},
+		cache:    newMemKV(opts.Clock, opts.CacheBytes),
 	}
 }
 
@@ -299,6 +312,11 @@ func (m *Memory) sweep(now int64) {
 			delete(m.budgets, k)
 		}
 	}
+	for id, p := range m.progress {
+		if p.exp <= now {
+			delete(m.progress, id)
+		}
+	}
 	oldest := (now/1_000_000 - int64(LedgerRetention/time.Second))
 	for _, hours := range m.ledger {
 		for h := range hours {
@@ -309,11 +327,78 @@ func (m *Memory) sweep(now int64) {
 	}
 }
 
+// progressOf returns id's progress record, created when absent or expired.
+func (m *Memory) progressOf(id string, now int64) *memProgress {
+	p := m.progress[id]
+	if p == nil || p.exp <= now {
+		p = &memProgress{spent: map[string]int64{}}
+		m.progress[id] = p
+	}
+	return p
+}
+
+// Checkpoint implements [Store].
+func (m *Memory) Checkpoint(_ context.Context, s *Settlement) error {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	now := micros(m.clock.Now())
+	p := m.progressOf(s.ID, now)
+	if p.finished {
+		return nil
+	}
+	p.exp = now + durUS(ProgressTTL)
+	for i := range s.Ops {
+		op := &s.Ops[i]
+		if op.Kind != KindBudget {
+			continue
+		}
+		b := m.budget(op.Key, now)
+		if r, ok := b.res[s.ID]; ok && op.Consumed {
+			// The reservation shrinks by what was charged, never below zero and never back up.
+			if left := max(0, op.Cost-op.Actual); left < r.amount {
+				b.reserved -= r.amount - left
+				r.amount = left
+				if left == 0 {
+					delete(b.res, s.ID)
+				} else {
+					b.res[s.ID] = r
+				}
+			}
+		}
+		b.spent += op.Actual - p.spent[op.Key]
+		p.spent[op.Key] = op.Actual
+		b.expireAt = max(b.expireAt, now+durUS(op.Expire))
+	}
+	m.addProgressUsage(p, s.Usage)
+	return nil
+}
+
+// addProgressUsage adds to the ledger what u (totals since admission) adds to what p recorded.
+func (m *Memory) addProgressUsage(p *memProgress, u *UsageRecord) {
+	if u == nil {
+		return
+	}
+	d := *u
+	d.Requests -= p.usage.Requests
+	d.Tokens -= p.usage.Tokens
+	d.Cost -= p.usage.Cost
+	p.usage = Totals{Requests: u.Requests, Tokens: u.Tokens, Cost: u.Cost}
+	if d.Requests == 0 && d.Tokens == 0 && d.Cost == 0 {
+		return
+	}
+	m.addLedger(d.Org, &d, false)
+	m.addLedger(GlobalTag, &d, true)
+}
+
 // Settle implements [Store].
 func (m *Memory) Settle(_ context.Context, s *Settlement) error {
 	m.mu.Lock()
 	defer m.mu.Unlock()
 	now := micros(m.clock.Now())
+	var p *memProgress
+	if s.Checkpointed {
+		p = m.progressOf(s.ID, now)
+	}
 	for i := range s.Ops {
 		op := &s.Ops[i]
 		switch op.Kind {
@@ -353,9 +438,19 @@ func (m *Memory) Settle(_ context.Context, s *Settlement) error {
 				b.reserved -= r.amount
 				delete(b.res, s.ID)
 			}
-			b.spent += op.Actual
+			charge := op.Actual
+			if p != nil {
+				charge -= p.spent[op.Key]
+				p.spent[op.Key] = op.Actual
+			}
+			b.spent += charge
 			b.expireAt = max(b.expireAt, now+durUS(op.Expire))
 		}
+	}
+	if p != nil {
+		m.addProgressUsage(p, s.Usage)
+		p.finished, p.exp = true, now+durUS(FinishedTTL)
+		return nil
 	}
 	if u := s.Usage; u != nil {
 		m.addLedger(u.Org, u, false)

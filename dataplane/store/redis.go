@@ -280,6 +280,36 @@ func (sc *settleCall) op(kind, k1, k2 string, args ...any) {
 
 // Settle implements [Store]: one settle.lua call per tag, all in one pipeline.
 func (r *Redis) Settle(ctx context.Context, s *Settlement) error {
+	mode := settlePlain
+	if s.Checkpointed {
+		mode = settleFinal
+	}
+	return r.settle(ctx, s, mode)
+}
+
+// Checkpoint implements [Store]: like Settle, one settle.lua call per tag in one pipeline, each
+// led by the progress op that turns totals into increments.
+func (r *Redis) Checkpoint(ctx context.Context, s *Settlement) error {
+	return r.settle(ctx, s, settleCheckpoint)
+}
+
+// settle.lua's progress modes (op 6); settlePlain sends no progress op.
+const (
+	settlePlain      = ""
+	settleCheckpoint = "c"
+	settleFinal      = "f"
+)
+
+// progressKey names the hash in which checkpoints of admission id record what they charged under
+// one hash tag ("" when calls are not split by tag).
+func (r *Redis) progressKey(tag, id string) string {
+	if tag == "" {
+		return r.prefix + "aio:progress:" + id
+	}
+	return r.prefix + "aio:progress:{" + tag + "}:" + id
+}
+
+func (r *Redis) settle(ctx context.Context, s *Settlement, mode string) error {
 	calls := map[string]*settleCall{}
 	var order []string
 	call := func(key string) *settleCall {
@@ -290,6 +320,14 @@ func (r *Redis) Settle(ctx context.Context, s *Settlement) error {
 		sc := calls[tag]
 		if sc == nil {
 			sc = &settleCall{args: []any{r.nowArg(), s.ID}}
+			if mode != settlePlain {
+				ttl := ProgressTTL
+				if mode == settleFinal {
+					ttl = FinishedTTL
+				}
+				pk := r.progressKey(tag, s.ID)
+				sc.op("6", pk, pk, mode, ttl.Milliseconds())
+			}
 			calls[tag] = sc
 			order = append(order, tag)
 		}
@@ -297,6 +335,9 @@ func (r *Redis) Settle(ctx context.Context, s *Settlement) error {
 	}
 	for i := range s.Ops {
 		op := &s.Ops[i]
+		if mode == settleCheckpoint && op.Kind != KindBudget {
+			continue
+		}
 		k1, k2 := r.keys(&op.Check)
 		switch op.Kind {
 		case KindTokenBucket:
@@ -320,10 +361,14 @@ func (r *Redis) Settle(ctx context.Context, s *Settlement) error {
 		}
 	}
 	if u := s.Usage; u != nil {
-		if u.Org != "" {
-			r.ledgerOp(call, u.Org, u, false)
+		ledger := r.ledgerOp
+		if mode != settlePlain {
+			ledger = r.ledgerTotalOp
 		}
-		r.ledgerOp(call, GlobalTag, u, true)
+		if u.Org != "" {
+			ledger(call, u.Org, u, false)
+		}
+		ledger(call, GlobalTag, u, true)
 	}
 	if len(order) == 0 {
 		return nil
@@ -371,6 +416,19 @@ func (r *Redis) ledgerOp(call func(string) *settleCall, tag string, u *UsageReco
 		args = append(args, ledgerField(c, "r"), u.Requests, ledgerField(c, "t"), u.Tokens, ledgerField(c, "c"), u.Cost)
 	}
 	call(key).op("5", key, key, args...)
+}
+
+// ledgerTotalOp is ledgerOp for progress mode: u holds totals since admission, and the script
+// adds their difference to what earlier checkpoints recorded under the field prefix "l"+tag.
+func (r *Redis) ledgerTotalOp(call func(string) *settleCall, tag string, u *UsageRecord, global bool) {
+	key := r.ledgerKey(tag, HourOf(u.At).Unix())
+	cells := ledgerIncrements(u, global)
+	args := make([]any, 0, 5+len(cells))
+	args = append(args, LedgerRetention.Milliseconds(), "l"+tag, u.Requests, u.Tokens, u.Cost)
+	for _, c := range cells {
+		args = append(args, c.Dim+KeySep+c.Key+KeySep)
+	}
+	call(key).op("7", key, key, args...)
 }
 
 // Budgets implements [Store].

@@ -23,6 +23,12 @@ func TestRedisConformance(t *testing.T) {
 	storetest.Run(t, storetest.NewRedisStore(false))
 }
 
+// TestRedisConformanceOneCallPerSlot runs the suite with one script call per hash tag, as on a
+// Cluster: checkpoints keep one progress record per slot, and every case must still hold.
+func TestRedisConformanceOneCallPerSlot(t *testing.T) {
+	storetest.Run(t, storetest.NewRedisStore(true))
+}
+
 func TestRedisAcrossSlotsReleasesWhatAnEarlierSlotReservedWhenALaterSlotRefuses(t *testing.T) {
 	st, _ := storetest.NewRedisStore(true)(t)
 	orgBudget := store.Check{Kind: store.KindBudget, Key: "budget:{o1}:ns/b:o1:daily:d", Limit: 1000, Cost: 400, TTL: time.Minute, Expire: time.Hour}

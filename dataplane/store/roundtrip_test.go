@@ -85,6 +85,24 @@ func TestRedisDecidesEveryLimitAndBudgetOfOneSlotInOneRoundTrip(t *testing.T) {
 	require.NoError(t, st.Settle(t.Context(), settlementFor(id, checks, r)))
 	require.Equal(t, int64(1), hook.n.Load(), "settle with ledger (org and global): one pipeline")
 
+	// A stream: two checkpoints and the final settle of the same admission, one pipeline each
+	// (budgets of {o1}, the org ledger and the global ledger; two slots, pipelined together).
+	id = storetest.NewID()
+	r, err = st.Admit(t.Context(), &store.AdmitRequest{ID: id, Checks: checks})
+	require.NoError(t, err)
+	for range 2 {
+		hook.n.Store(0)
+		cp := settlementFor(id, checks, r)
+		cp.Checkpointed = true
+		require.NoError(t, st.Checkpoint(t.Context(), cp))
+		require.Equal(t, int64(1), hook.n.Load(), "a checkpoint: one pipeline")
+	}
+	hook.n.Store(0)
+	final := settlementFor(id, checks, r)
+	final.Checkpointed = true
+	require.NoError(t, st.Settle(t.Context(), final))
+	require.Equal(t, int64(1), hook.n.Load(), "the final settle of a checkpointed stream: one pipeline")
+
 	hook.n.Store(0)
 	global := append(manyChecks(0), store.Check{Kind: store.KindSlidingWindow, Key: "rl:{global}:model", Limit: 1 << 40, Window: time.Minute, Cost: 1})
 	_, err = st.Admit(t.Context(), &store.AdmitRequest{ID: storetest.NewID(), Checks: global})

@@ -1,4 +1,5 @@
--- settle.lua: finish an admission. Mirrors Memory.Settle.
+-- settle.lua: finish an admission, or checkpoint one still running. Mirrors Memory.Settle and
+-- Memory.Checkpoint.
 --
 -- KEYS: two per op. ARGV[1] = now in µs or "" (Redis TIME), ARGV[2] = admission id, then per op:
 -- kind, nargs, args...
@@ -7,6 +8,16 @@
 --   3 release slot:    (none)                                  (k1 = holders zset)
 --   4 budget:          consumed, cost, actual, expire_ms       (k1 = hash, k2 = reservations)
 --   5 ledger add:      expire_ms, field, incr, field, incr...  (k1 = hash)
+--   6 progress:        mode, ttl_ms                            (k1 = progress hash of this id)
+--   7 ledger total:    expire_ms, pfield, requests, tokens, cost, cell prefix...  (k1 = hash)
+--
+-- Op 6, when present, comes first and makes amounts totals since admission: mode "c" (a
+-- checkpoint) or "f" (the final settle of a checkpointed admission). The progress hash remembers,
+-- per budget key, the spend charged so far ("s" .. key) and the reservation left ("r" .. key), and
+-- per ledger ("l" .. tag) the requests, tokens and cost recorded so far; each op charges the
+-- difference, so a repeated checkpoint charges nothing. "f" marks the hash done (a tombstone for
+-- ttl_ms): a checkpoint arriving later returns before touching anything. In "c" mode a budget op
+-- charges spend and shrinks the reservation by the same amount instead of releasing it.
 local function num(x) return string.format('%.0f', x) end
 local function exact(x) return string.format('%.17g', x) end
 
@@ -18,6 +29,7 @@ else
   now = tonumber(ARGV[1])
 end
 local id = ARGV[2]
+local prog, mode, progttl
 local a = 3
 local op = 0
 while a <= #ARGV do
@@ -43,6 +55,33 @@ while a <= #ARGV do
     end
   elseif kind == 3 then
     redis.call('ZREM', k1, id)
+  elseif kind == 4 and prog then
+    local consumed, cost, actual = ARGV[p], tonumber(ARGV[p + 1]), tonumber(ARGV[p + 2])
+    local sf, rf = 's' .. k1, 'r' .. k1
+    local v = redis.call('HMGET', prog, sf, rf)
+    local delta = actual - tonumber(v[1] or '0')
+    local cur = tonumber(v[2] or num(cost))
+    redis.call('HSET', prog, sf, num(actual))
+    if consumed == '1' and cur > 0 then
+      if mode == 'c' then
+        local left = cost - actual
+        if left < 0 then left = 0 end
+        if left < cur then
+          local score = redis.call('ZSCORE', k2, id .. ':' .. num(cur))
+          if score then
+            redis.call('ZREM', k2, id .. ':' .. num(cur))
+            redis.call('HINCRBY', k1, 'res', num(left - cur))
+            if left > 0 then redis.call('ZADD', k2, score, id .. ':' .. num(left)) end
+          end
+          redis.call('HSET', prog, rf, num(left))
+        end
+      elseif redis.call('ZREM', k2, id .. ':' .. num(cur)) == 1 then
+        redis.call('HINCRBY', k1, 'res', num(-cur))
+      end
+    end
+    if delta ~= 0 then redis.call('HINCRBY', k1, 'spent', num(delta)) end
+    redis.call('PEXPIRE', k1, ARGV[p + 3])
+    redis.call('PEXPIRE', k2, ARGV[p + 3])
   elseif kind == 4 then
     local consumed, cost, actual, expms = ARGV[p], ARGV[p + 1], ARGV[p + 2], ARGV[p + 3]
     if consumed == '1' and tonumber(cost) > 0 then
@@ -58,9 +97,30 @@ while a <= #ARGV do
       redis.call('HINCRBY', k1, ARGV[j], ARGV[j + 1])
     end
     redis.call('PEXPIRE', k1, ARGV[p])
+  elseif kind == 6 then
+    prog, mode, progttl = k1, ARGV[p], ARGV[p + 1]
+    if mode == 'c' and redis.call('HGET', prog, 'done') then return 0 end
+  elseif kind == 7 then
+    local pf = ARGV[p + 1]
+    local tr, tt, tc = tonumber(ARGV[p + 2]), tonumber(ARGV[p + 3]), tonumber(ARGV[p + 4])
+    local v = redis.call('HMGET', prog, pf .. 'r', pf .. 't', pf .. 'c')
+    local dr, dt, dc = tr - tonumber(v[1] or '0'), tt - tonumber(v[2] or '0'), tc - tonumber(v[3] or '0')
+    if dr ~= 0 or dt ~= 0 or dc ~= 0 then
+      redis.call('HSET', prog, pf .. 'r', num(tr), pf .. 't', num(tt), pf .. 'c', num(tc))
+      for j = p + 5, p + nargs - 1 do
+        redis.call('HINCRBY', k1, ARGV[j] .. 'r', num(dr))
+        redis.call('HINCRBY', k1, ARGV[j] .. 't', num(dt))
+        redis.call('HINCRBY', k1, ARGV[j] .. 'c', num(dc))
+      end
+      redis.call('PEXPIRE', k1, ARGV[p])
+    end
   else
     return redis.error_reply('unknown settle op ' .. tostring(kind))
   end
   a = p + nargs
+end
+if prog then
+  if mode == 'f' then redis.call('HSET', prog, 'done', '1') end
+  redis.call('PEXPIRE', prog, progttl)
 end
 return op

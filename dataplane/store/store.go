@@ -157,12 +157,29 @@ type UsageRecord struct {
 	Cost int64
 }
 
-// Settlement is everything [Store.Settle] writes for one request.
+// Settlement is everything [Store.Settle] writes for one request, or [Store.Checkpoint] for one
+// still running.
 type Settlement struct {
 	ID    string
 	Ops   []SettleOp
 	Usage *UsageRecord
+	// Checkpointed says [Store.Checkpoint] may have run for ID (set it also when a checkpoint
+	// failed: it may have been applied before the error reached the caller). Settle then reads the
+	// budget Actuals and Usage as the call's totals and charges only what the checkpoints have not
+	// recorded yet (negative when they recorded more), releases what is left of the shrunk
+	// reservations, and marks ID finished so that a late checkpoint charges nothing.
+	Checkpointed bool
 }
+
+// ProgressTTL is how long [Store.Checkpoint]'s record of what it charged for an admission lives
+// after the last checkpoint: far beyond any call, so that the final settle always finds it; a killed
+// replica's record lingers that long (a few bytes) and is then dropped.
+const ProgressTTL = 24 * time.Hour
+
+// FinishedTTL is how long a settled admission's progress record stays as a tombstone, so that a
+// checkpoint that reaches the store after the final settle (a timed-out call still queued on
+// another connection) charges nothing.
+const FinishedTTL = time.Minute
 
 // Ledger dimensions. The ledger keeps, per hour and per tag (an org, or [GlobalTag] for all orgs),
 // totals (requests, tokens, nano-USD) per value of each dimension.
@@ -231,6 +248,17 @@ type Store interface {
 	Admit(ctx context.Context, req *AdmitRequest) (*AdmitResult, error)
 	// Settle applies s's ops and appends its usage to the ledger, in one pipelined round trip.
 	Settle(ctx context.Context, s *Settlement) error
+	// Checkpoint records what a call that is still running has cost so far, in one pipelined round
+	// trip: s's budget ops carry the cost since admission (Actual) and s.Usage the usage since
+	// admission. Both are totals, not increments, so a repeated or retried checkpoint charges only
+	// what changed since the last one the store applied: what it charges is exact even when a reply
+	// was lost. Each budget's spend grows by the change and its reservation for s.ID shrinks by the
+	// same amount (never below zero, never growing back), so spent + reserved stays what admission
+	// decided while the call keeps within its worst case; the reservation otherwise stays until
+	// Settle (with [Settlement.Checkpointed]) or its TTL. Ops of other kinds are ignored: token
+	// limits are corrected and concurrency slots released once, at Settle. A checkpoint after the
+	// final settle charges nothing.
+	Checkpoint(ctx context.Context, s *Settlement) error
 	// Budgets reads the state of budget keys (same order as keys).
 	Budgets(ctx context.Context, keys []string) ([]BudgetState, error)
 	// Ledger returns the hours of tag's ledger that overlap [from, to), oldest first; hours

@@ -89,6 +89,28 @@ func settle(t *testing.T, st store.Store, id string, r *store.AdmitResult, actua
 	require.NoError(t, st.Settle(t.Context(), s))
 }
 
+// progress builds a checkpoint or a final settlement of a checkpointed admission: actual[i] is
+// check i's total since admission, usage the totals of the call so far.
+func progress(id string, r *store.AdmitResult, actual []int64, usage *store.UsageRecord, checks ...store.Check) *store.Settlement {
+	s := &store.Settlement{ID: id, Usage: usage, Checkpointed: true}
+	for i, c := range checks {
+		s.Ops = append(s.Ops, store.SettleOp{Check: c, Consumed: r.Results[i].Consumed, Actual: actual[i]})
+	}
+	return s
+}
+
+// ledgerTotal sums tag's ledger cell k over [from, to).
+func ledgerTotal(t *testing.T, st store.Store, tag string, k store.LedgerKey, from, to time.Time) store.Totals {
+	t.Helper()
+	hours, err := st.Ledger(t.Context(), tag, from, to)
+	require.NoError(t, err)
+	var sum store.Totals
+	for _, h := range hours {
+		sum.Add(h.Cells[k])
+	}
+	return sum
+}
+
 func budgetState(t *testing.T, st store.Store, key string) store.BudgetState {
 	t.Helper()
 	b, err := st.Budgets(t.Context(), []string{key})
@@ -388,6 +410,99 @@ var cases = []testCase{
 		none, err := st.Ledger(t.Context(), "o1", Start.Add(-48*time.Hour), Start)
 		require.NoError(t, err)
 		require.Empty(t, none)
+	}},
+	{"checkpoints charge a running call as it goes, shrink its reservation, and the final settle charges only the remainder", func(t *testing.T, st store.Store, clock *FakeClock) {
+		const userKey, orgKey = "budget:{u:u1}:ns/u:u1:daily:2026-11-25", "budget:{o1}:ns/o:o1:monthly:2026-11-01"
+		user, org := budget(userKey, 10_000, 4_000, time.Minute), budget(orgKey, 100_000, 4_000, time.Minute)
+		conc := store.Check{Kind: store.KindConcurrency, Key: "rl:{o1}:streams", Limit: 1, Cost: 1, TTL: time.Minute}
+		checks := []store.Check{user, org, conc}
+		clock.Set(Start.Add(59*time.Minute + 58*time.Second)) // the call spans an hour of the ledger
+		id := NewID()
+		r := admit(t, st, id, checks...)
+		require.True(t, r.Allowed)
+		usage := func(tokens, cost int64) *store.UsageRecord {
+			return &store.UsageRecord{At: clock.Now(), User: "u1", Org: "o1", Model: "m", Requests: 1, Tokens: tokens, Cost: cost}
+		}
+		total := store.LedgerKey{Dim: store.DimTotal}
+		from, to := Start, Start.Add(2*time.Hour)
+
+		require.NoError(t, st.Checkpoint(t.Context(), progress(id, r, []int64{1_000, 1_000, 1}, usage(100, 1_000), checks...)))
+		require.Equal(t, store.BudgetState{Spent: 1_000, Reserved: 3_000}, budgetState(t, st, userKey),
+			"spent + reserved stays the 4 000 admission reserved")
+		require.Equal(t, store.BudgetState{Spent: 1_000, Reserved: 3_000}, budgetState(t, st, orgKey))
+		require.Equal(t, store.Totals{Requests: 1, Tokens: 100, Cost: 1_000}, ledgerTotal(t, st, "o1", total, from, to))
+		require.False(t, admit(t, st, NewID(), conc).Allowed, "a checkpoint keeps the concurrency slot")
+
+		// The same totals again (a retried checkpoint) charge nothing.
+		require.NoError(t, st.Checkpoint(t.Context(), progress(id, r, []int64{1_000, 1_000, 1}, usage(100, 1_000), checks...)))
+		require.Equal(t, store.BudgetState{Spent: 1_000, Reserved: 3_000}, budgetState(t, st, userKey))
+		require.Equal(t, store.Totals{Requests: 1, Tokens: 100, Cost: 1_000}, ledgerTotal(t, st, "o1", total, from, to))
+
+		clock.Advance(time.Second)
+		require.NoError(t, st.Checkpoint(t.Context(), progress(id, r, []int64{2_500, 2_500, 1}, usage(250, 2_500), checks...)))
+		require.Equal(t, store.BudgetState{Spent: 2_500, Reserved: 1_500}, budgetState(t, st, userKey))
+		id2 := NewID()
+		r2 := admit(t, st, id2, budget(userKey, 10_000, 6_000, time.Minute))
+		require.True(t, r2.Allowed, "what the checkpoints moved from reserved to spent is not counted twice")
+		require.Equal(t, int64(0), r2.Results[0].Remaining)
+		settle(t, st, id2, r2, []int64{0}, budget(userKey, 10_000, 6_000, time.Minute))
+
+		// The provider reports less than the tokenizer counted: the remainder is negative.
+		clock.Advance(2 * time.Second) // into the next hour
+		require.NoError(t, st.Settle(t.Context(), progress(id, r, []int64{2_200, 2_200, 1}, usage(240, 2_200), checks...)))
+		require.Equal(t, store.BudgetState{Spent: 2_200}, budgetState(t, st, userKey), "the reservation left is released")
+		require.Equal(t, store.BudgetState{Spent: 2_200}, budgetState(t, st, orgKey))
+		require.Equal(t, store.Totals{Requests: 1, Tokens: 240, Cost: 2_200}, ledgerTotal(t, st, "o1", total, from, to),
+			"the ledger holds exactly the final totals")
+		require.Equal(t, store.Totals{Requests: 1, Tokens: 240, Cost: 2_200}, ledgerTotal(t, st, store.GlobalTag, total, from, to))
+		first, err := st.Ledger(t.Context(), "o1", Start, Start.Add(time.Hour))
+		require.NoError(t, err)
+		require.Len(t, first, 1)
+		require.Equal(t, store.Totals{Requests: 1, Tokens: 250, Cost: 2_500}, first[0].Cells[total], "checkpoints went to the hour they ran in")
+		require.True(t, admit(t, st, NewID(), conc).Allowed, "the final settle released the concurrency slot")
+
+		// A checkpoint that reaches the store after the final settle charges nothing.
+		require.NoError(t, st.Checkpoint(t.Context(), progress(id, r, []int64{3_000, 3_000, 1}, usage(300, 3_000), checks...)))
+		require.Equal(t, store.BudgetState{Spent: 2_200}, budgetState(t, st, userKey))
+		require.Equal(t, store.Totals{Requests: 1, Tokens: 240, Cost: 2_200}, ledgerTotal(t, st, "o1", total, from, to))
+	}},
+	{"a call killed after checkpoints keeps what they charged and its shrunk reservation expires with its TTL", func(t *testing.T, st store.Store, clock *FakeClock) {
+		const key = "budget:{u:u2}:ns/u:u2:daily:2026-11-25"
+		c := budget(key, 10_000, 4_000, 10*time.Second)
+		id := NewID()
+		r := admit(t, st, id, c)
+		require.True(t, r.Allowed)
+		u := &store.UsageRecord{At: clock.Now(), User: "u2", Org: "o2", Model: "m", Requests: 1, Tokens: 150, Cost: 1_500}
+		require.NoError(t, st.Checkpoint(t.Context(), progress(id, r, []int64{1_500}, u, c)))
+		require.Equal(t, store.BudgetState{Spent: 1_500, Reserved: 2_500}, budgetState(t, st, key))
+		require.False(t, admit(t, st, NewID(), budget(key, 10_000, 6_001, 10*time.Second)).Allowed, "1 500 spent + 2 500 reserved leave 6 000")
+
+		clock.Advance(10 * time.Second) // the replica died: no settle ever comes
+		require.Equal(t, store.BudgetState{Spent: 1_500}, budgetState(t, st, key))
+		r2 := admit(t, st, NewID(), budget(key, 10_000, 8_500, 10*time.Second))
+		require.True(t, r2.Allowed, "exactly the budget less what the checkpoints charged is free again")
+		require.Equal(t, int64(0), r2.Results[0].Remaining)
+		require.Equal(t, store.Totals{Requests: 1, Tokens: 150, Cost: 1_500},
+			ledgerTotal(t, st, "o2", store.LedgerKey{Dim: store.DimTotal}, Start, Start.Add(time.Hour)))
+	}},
+	{"a checkpoint beyond the worst case empties the reservation, which never grows back", func(t *testing.T, st store.Store, clock *FakeClock) {
+		const key = "budget:{u:u3}:ns/u:u3:daily:2026-11-25"
+		c := budget(key, 10_000, 1_000, time.Minute)
+		other := budget(key, 10_000, 500, time.Minute)
+		oid := NewID()
+		or := admit(t, st, oid, other)
+		require.True(t, or.Allowed)
+		id := NewID()
+		r := admit(t, st, id, c)
+		require.True(t, r.Allowed)
+		require.NoError(t, st.Checkpoint(t.Context(), progress(id, r, []int64{1_500}, nil, c)))
+		require.Equal(t, store.BudgetState{Spent: 1_500, Reserved: 500}, budgetState(t, st, key), "only the other call's reservation is left")
+		require.NoError(t, st.Checkpoint(t.Context(), progress(id, r, []int64{800}, nil, c)))
+		require.Equal(t, store.BudgetState{Spent: 800, Reserved: 500}, budgetState(t, st, key), "a lower total gives spend back, not reservation")
+		require.NoError(t, st.Settle(t.Context(), progress(id, r, []int64{1_300}, nil, c)))
+		require.Equal(t, store.BudgetState{Spent: 1_300, Reserved: 500}, budgetState(t, st, key), "the other call's reservation is untouched")
+		settle(t, st, oid, or, []int64{400}, other)
+		require.Equal(t, store.BudgetState{Spent: 1_700}, budgetState(t, st, key))
 	}},
 	{"the cache returns what was set and refuses values over its bound", func(t *testing.T, st store.Store, clock *FakeClock) {
 		kv := st.Cache()
