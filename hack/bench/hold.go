@@ -58,27 +58,22 @@ func holdStreams(ctx context.Context, o options, pm *procs, bins map[string]stri
 	for _, t := range targets {
 		// Warm up (tokenizer, connection pools) with a few streams, then measure from there.
 		if _, err := runGo(ctx, true, t.url, 4, o.holdFor+time.Second, w); err != nil {
-			return nil, fmt.Errorf("warm-up of %s failed: %w", t.name, err)
+			return nil, fmt.Errorf("warm-up of %s failed: %w", t.Name, err)
 		}
-		idle := currentRSS(t.pid)
+		idle := t.statusKB("VmRSS:")
 		t.resetPeak()
-		logf("holding %d streams open through %s for %s", o.holdStreams, t.name, o.holdFor)
+		logf("holding %d streams open through %s for %s", o.holdStreams, t.Name, o.holdFor)
 		// One stream per worker: the cell ends just after the first streams complete.
 		res, err := runGo(ctx, true, t.url, o.holdStreams, o.holdFor+o.holdFor/2, w)
 		if err != nil {
-			return nil, fmt.Errorf("%s: %w", t.name, err)
+			return nil, fmt.Errorf("%s: %w", t.Name, err)
 		}
-		name := strings.TrimPrefix(t.name, "slow-")
+		name := strings.TrimPrefix(t.Name, "slow-")
 		rep.results = append(rep.results, holdResult{target: name, streams: o.holdStreams, completed: res.requests, errs: res.errors,
 			ttfb50: res.ttfb50, ttfb99: res.ttfb99, idleRSS: idle, peak: t.peakRSS()})
 		logf("    peak RSS %.1f MiB, %d streams completed, %d errors", float64(t.peakRSS())/(1<<20), res.requests, res.errors)
 	}
 	return rep, nil
-}
-
-func currentRSS(pid int) int64 {
-	p := &proc{pid: pid}
-	return p.statusKB("VmRSS:")
 }
 
 func (r *holdReport) markdown() string {

@@ -35,6 +35,8 @@ import (
 	"strings"
 	"syscall"
 	"time"
+
+	"github.com/nself-org/ai-orchestration/hack/internal/harness"
 )
 
 type options struct {
@@ -145,7 +147,7 @@ func logf(format string, args ...any) {
 }
 
 func run(ctx context.Context, o options) error {
-	root, err := moduleRoot()
+	root, err := harness.ModuleRoot()
 	if err != nil {
 		return err
 	}
@@ -155,7 +157,7 @@ func run(ctx context.Context, o options) error {
 	}
 	defer os.RemoveAll(tmp)
 	pm := &procs{}
-	defer pm.stopAll()
+	defer pm.StopAll()
 
 	logf("building mockupstream, floor and dataplane")
 	bins, err := build(ctx, root, tmp, o.profile)
@@ -199,7 +201,7 @@ func run(ctx context.Context, o options) error {
 			}
 		}
 	}
-	mock.name = "direct"
+	mock.Name = "direct"
 
 	var rep *report
 	if o.table {
@@ -226,7 +228,7 @@ func run(ctx context.Context, o options) error {
 func names(ps []*proc) []string {
 	out := make([]string, len(ps))
 	for i, p := range ps {
-		out[i] = p.name
+		out[i] = p.Name
 	}
 	return out
 }
@@ -243,7 +245,7 @@ func measure(ctx context.Context, o options, rep *report, targets []*proc, mock 
 	for _, t := range targets {
 		for _, kind := range o.kinds {
 			if _, err := gen(kind, 16, o.warmup.Truncate(time.Second)+time.Second, t.url); err != nil {
-				return fmt.Errorf("warm-up of %s (%s) failed: %w", t.name, kind, err)
+				return fmt.Errorf("warm-up of %s (%s) failed: %w", t.Name, kind, err)
 			}
 		}
 	}
@@ -255,14 +257,14 @@ func measure(ctx context.Context, o options, rep *report, targets []*proc, mock 
 				for i := range targets {
 					t := targets[(i+r)%len(targets)]
 					n++
-					logf("[%d/%d] %s c=%d round %d: %s", n, total, kind, c, r+1, t.name)
+					logf("[%d/%d] %s c=%d round %d: %s", n, total, kind, c, r+1, t.Name)
 					t.resetPeak()
 					before := t.cpu()
 					mockBefore := mock.cpu()
 					redisBefore := cpuOf(redisPID)
 					res, err := gen(kind, c, o.duration, t.url)
 					if err != nil {
-						return fmt.Errorf("%s c=%d %s: %w", kind, c, t.name, err)
+						return fmt.Errorf("%s c=%d %s: %w", kind, c, t.Name, err)
 					}
 					after := t.cpu()
 					if res.requests > 0 {
@@ -270,13 +272,13 @@ func measure(ctx context.Context, o options, rep *report, targets []*proc, mock 
 						if t != mock {
 							res.upstreamCPUMsPerReq = float64((mock.cpu() - mockBefore).Microseconds()) / 1000 / float64(res.requests)
 						}
-						if redisPID > 0 && strings.Contains(t.name, "redis") {
+						if redisPID > 0 && strings.Contains(t.Name, "redis") {
 							res.redisCPUMsPerReq = float64((cpuOf(redisPID) - redisBefore).Microseconds()) / 1000 / float64(res.requests)
 						}
 					}
 					res.peakRSS = t.peakRSS()
 					logf("    %.0f req/s p50 %s p99 %s ttfb50 %s cpu %.3f ms/req errors %d", res.rps, res.p50, res.p99, res.ttfb50, res.cpuMsPerReq, res.errors)
-					k := cellKey{kind: kind, c: c, target: t.name}
+					k := cellKey{kind: kind, c: c, target: t.Name}
 					rep.results[k] = append(rep.results[k], res)
 				}
 			}

@@ -7,31 +7,18 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"net"
 	"net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"strconv"
 	"strings"
-	"syscall"
 	"time"
 
 	"github.com/redis/go-redis/v9"
-)
 
-// moduleRoot is the folder holding go.mod (the harness runs from anywhere inside the repo).
-func moduleRoot() (string, error) {
-	out, err := exec.Command("go", "env", "GOMOD").Output()
-	if err != nil {
-		return "", fmt.Errorf("failed to run go env GOMOD: %w", err)
-	}
-	mod := strings.TrimSpace(string(out))
-	if mod == "" || mod == os.DevNull {
-		return "", errors.New("not inside the ai-orchestration module: run from the repository")
-	}
-	return filepath.Dir(mod), nil
-}
+	"github.com/nself-org/ai-orchestration/hack/internal/harness"
+)
 
 // pprofOverlay adds net/http/pprof to a second data plane binary, used only for --profile, so
 // the binary that is measured is exactly cmd/dataplane as shipped.
@@ -112,43 +99,20 @@ func ensureWrk(ctx context.Context) (string, error) {
 	return exec.LookPath("wrk")
 }
 
-// proc is one started process.
+// proc is one started program and, for a server, its base URL.
 type proc struct {
-	name string
-	url  string
-	cmd  *exec.Cmd
-	pid  int
-	done chan struct{}
-	log  string
+	*harness.Proc
+	url string
 }
 
-type procs struct{ list []*proc }
+type procs struct{ harness.Group }
 
 func (pm *procs) start(name, bin string, stdout io.Writer, logPath string, env []string, args ...string) (*proc, error) {
-	cmd := exec.Command(bin, args...)
-	cmd.Env = append(os.Environ(), env...)
-	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
-	cmd.Stdout = stdout
-	lf, err := os.Create(logPath)
+	p, err := pm.Group.Start(name, bin, stdout, logPath, env, args...)
 	if err != nil {
-		return nil, fmt.Errorf("failed to create %s: %w", logPath, err)
+		return nil, err
 	}
-	cmd.Stderr = lf
-	if stdout == nil {
-		cmd.Stdout = lf
-	}
-	if err := cmd.Start(); err != nil {
-		_ = lf.Close()
-		return nil, fmt.Errorf("failed to start %s: %w", name, err)
-	}
-	p := &proc{name: name, cmd: cmd, pid: cmd.Process.Pid, done: make(chan struct{}), log: logPath}
-	go func() {
-		_ = cmd.Wait()
-		_ = lf.Close()
-		close(p.done)
-	}()
-	pm.list = append(pm.list, p)
-	return p, nil
+	return &proc{Proc: p}, nil
 }
 
 // startListening starts a program that prints "listening on http://ADDR" once it serves.
@@ -174,8 +138,8 @@ func (pm *procs) startListening(ctx context.Context, name, bin string, args ...s
 	case u := <-lines:
 		p.url = strings.TrimSpace(u)
 		return p, nil
-	case <-p.done:
-		return nil, fmt.Errorf("%s exited at start; see %s", name, p.log)
+	case <-p.Done:
+		return nil, fmt.Errorf("%s exited at start; see %s", name, p.Log)
 	case <-time.After(15 * time.Second):
 		return nil, fmt.Errorf("%s did not start listening within 15 s", name)
 	case <-ctx.Done():
@@ -183,48 +147,7 @@ func (pm *procs) startListening(ctx context.Context, name, bin string, args ...s
 	}
 }
 
-// stopAll sends SIGTERM to every started process (by its own process group) and waits; what
-// has not exited after 30 s (the data plane drains) is killed.
-func (pm *procs) stopAll() {
-	for _, p := range pm.list {
-		_ = syscall.Kill(-p.pid, syscall.SIGTERM)
-	}
-	deadline := time.After(30 * time.Second)
-	for _, p := range pm.list {
-		select {
-		case <-p.done:
-		case <-deadline:
-			_ = syscall.Kill(-p.pid, syscall.SIGKILL)
-			<-p.done
-		}
-	}
-	pm.list = nil
-}
-
-func (pm *procs) stop(p *proc) {
-	_ = syscall.Kill(-p.pid, syscall.SIGTERM)
-	select {
-	case <-p.done:
-	case <-time.After(30 * time.Second):
-		_ = syscall.Kill(-p.pid, syscall.SIGKILL)
-		<-p.done
-	}
-	for i, q := range pm.list {
-		if q == p {
-			pm.list = append(pm.list[:i], pm.list[i+1:]...)
-			break
-		}
-	}
-}
-
-func freePort() (int, error) {
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		return 0, fmt.Errorf("failed to find a free port: %w", err)
-	}
-	defer ln.Close()
-	return ln.Addr().(*net.TCPAddr).Port, nil
-}
+func (pm *procs) stop(p *proc) { pm.Group.Stop(p.Proc) }
 
 // startDataplane copies hack/bench/manifests to a fresh folder with the mock's address filled
 // in, starts the data plane on it and waits until /readyz says the snapshot is loaded.
@@ -251,7 +174,7 @@ func startDataplane(ctx context.Context, pm *procs, name, bin, root, tmp, upstre
 			return nil, fmt.Errorf("failed to write manifest: %w", err)
 		}
 	}
-	port, err := freePort()
+	port, err := harness.FreePort()
 	if err != nil {
 		return nil, err
 	}
@@ -277,24 +200,16 @@ func startDataplane(ctx context.Context, pm *procs, name, bin, root, tmp, upstre
 			}
 		}
 		select {
-		case <-p.done:
-			return nil, fmt.Errorf("%s exited at start:\n%s", name, tail(logPath))
+		case <-p.Done:
+			return nil, fmt.Errorf("%s exited at start:\n%s", name, harness.Tail(logPath))
 		case <-ctx.Done():
 			return nil, ctx.Err()
 		case <-time.After(50 * time.Millisecond):
 		}
 		if time.Now().After(deadline) {
-			return nil, fmt.Errorf("%s not ready within 30 s:\n%s", name, tail(logPath))
+			return nil, fmt.Errorf("%s not ready within 30 s:\n%s", name, harness.Tail(logPath))
 		}
 	}
-}
-
-func tail(path string) string {
-	b, _ := os.ReadFile(path)
-	if len(b) > 4000 {
-		b = b[len(b)-4000:]
-	}
-	return string(b)
 }
 
 // clockTick is USER_HZ, the unit of utime/stime in /proc/PID/stat (100 on every Linux ABI Go
@@ -325,31 +240,19 @@ func cpuOf(pid int) time.Duration {
 	return time.Duration(ut+st) * clockTick
 }
 
-func (p *proc) cpu() time.Duration { return cpuOf(p.pid) }
+func (p *proc) cpu() time.Duration { return cpuOf(p.PID) }
 
 // resetPeak resets the process's peak RSS (VmHWM) so the next reading is the cell's own peak
 // (Linux ≥ 4.0; needs to own the process, which we do).
 func (p *proc) resetPeak() {
-	_ = os.WriteFile("/proc/"+strconv.Itoa(p.pid)+"/clear_refs", []byte("5"), 0)
+	_ = os.WriteFile("/proc/"+strconv.Itoa(p.PID)+"/clear_refs", []byte("5"), 0)
 }
 
 // peakRSS is VmHWM in bytes.
 func (p *proc) peakRSS() int64 { return p.statusKB("VmHWM:") }
 
 // statusKB reads a "Field:   N kB" line of /proc/PID/status, in bytes.
-func (p *proc) statusKB(field string) int64 {
-	b, err := os.ReadFile("/proc/" + strconv.Itoa(p.pid) + "/status")
-	if err != nil {
-		return 0
-	}
-	for line := range strings.SplitSeq(string(b), "\n") {
-		if v, ok := strings.CutPrefix(line, field); ok {
-			kb, _ := strconv.ParseInt(strings.TrimSuffix(strings.TrimSpace(v), " kB"), 10, 64)
-			return kb << 10
-		}
-	}
-	return 0
-}
+func (p *proc) statusKB(field string) int64 { return harness.StatusBytes(p.PID, field) }
 
 // redisProcessID asks the server for its pid (INFO server), to account its CPU too.
 func redisProcessID(ctx context.Context, url string) (int, error) {

@@ -12,6 +12,8 @@ import (
 	"strings"
 	"sync"
 	"time"
+
+	"github.com/nself-org/ai-orchestration/hack/internal/harness"
 )
 
 type profileResult struct {
@@ -28,7 +30,7 @@ type profileResult struct {
 // manifests and mock, drives chat load with wrk, and takes a CPU profile and an allocation
 // profile (the delta over the same window) at the same time.
 func profileDataplane(ctx context.Context, o options, pm *procs, bins map[string]string, root, tmp, upstream string, w *workload, wrkPath, lua string) (*profileResult, error) {
-	port, err := freePort()
+	port, err := harness.FreePort()
 	if err != nil {
 		return nil, err
 	}
