@@ -10,6 +10,7 @@ import (
 	"sync/atomic"
 	"unicode/utf8"
 
+	"github.com/maypok86/otter/v2"
 	"github.com/nyaruka/phonenumbers"
 )
 
@@ -104,6 +105,9 @@ type Detector struct {
 
 	phones     sync.Map // candidate text → phoneInfo
 	phoneCount atomic.Int64
+
+	memo *otter.Cache[memoKey, memoVal] // Redact's results for texts seen before (memo.go)
+	seen *seenOnce                      // which texts the memo admits (admit.go)
 }
 
 // DetectorOptions configures a [Detector].
@@ -123,6 +127,8 @@ func NewDetector(opts DetectorOptions) *Detector {
 		region: region,
 		cc:     phonenumbers.GetCountryCodeForRegion(region),
 		ndd:    phonenumbers.GetNddPrefixForRegion(region, true),
+		memo:   newMemo(),
+		seen:   newSeenOnce(),
 	}
 }
 
@@ -135,8 +141,14 @@ func (d *Detector) Detect(text string, types ...string) []Span {
 
 // Redact replaces every piece of personal data of the given types (all when none) with its
 // typed placeholder and returns the new text and what was found (offsets in the original text).
+// Results for longer texts are remembered (memo.go): a repeated system prompt is scanned once.
 func (d *Detector) Redact(text string, types ...string) (string, []Span) {
-	ms, _, _ := d.scan(text, 0, true, maskOf(types))
+	return d.redactMemo(text, maskOf(types))
+}
+
+// redact is Redact without the memo.
+func (d *Detector) redact(text string, mask typeMask) (string, []Span) {
+	ms, _, _ := d.scan(text, 0, true, mask)
 	if len(ms) == 0 {
 		return text, nil
 	}
@@ -277,61 +289,75 @@ func (sc *scanner) unit(start, end int) {
 	}
 }
 
-// run is the single pass: every byte is looked at once by a switch, and an extractor runs only
-// where its shape can start (an '@', a digit at a run start, a letter at a token start…).
+// run is the single pass: every byte is looked at once, and an extractor runs only where its
+// shape can start (an '@', a digit at a run start, a letter at a token start…). Most bytes of
+// prose start nothing: bytes outside cStart are skipped with one table look-up, and so is the
+// rest of a word once its first byte is handled, since every extractor that starts at a letter
+// or digit needs a non-word byte before it (a word byte after a word byte starts nothing).
 func (sc *scanner) run(from int) {
 	s, n := sc.s, sc.n
 	for i := from; i < n; i++ {
 		c := s[i]
+		k := classes[c]
+		if k&cStart == 0 {
+			continue
+		}
 		var prev byte
 		if i > 0 {
 			prev = s[i-1]
 		}
-		switch {
-		case c == '@':
-			if sc.mask&maskEmail != 0 {
-				sc.email(i)
-			}
-		case c == '-':
-			if sc.mask&maskSecret != 0 && (i == 0 || prev != '-') {
-				sc.privateKey(i)
-			}
-		case c == '+' || c == '(':
-			if sc.mask&(maskPhone|maskCard|maskSSN) != 0 && digitRunStart(s, i) {
-				if i+1 >= n {
-					if !sc.final {
-						sc.truncated(i)
+		if k&cAlnum == 0 {
+			switch c {
+			case '@':
+				if sc.mask&maskEmail != 0 {
+					sc.email(i)
+				}
+			case '-':
+				if sc.mask&maskSecret != 0 && (i == 0 || prev != '-') {
+					sc.privateKey(i)
+				}
+			case '+', '(':
+				if sc.mask&(maskPhone|maskCard|maskSSN) != 0 && digitRunStart(s, i) {
+					if i+1 >= n {
+						if !sc.final {
+							sc.truncated(i)
+						}
+					} else if isDigit(s[i+1]) {
+						sc.digitRun(i)
 					}
-				} else if isDigit(s[i+1]) {
-					sc.digitRun(i)
+				}
+			case ':':
+				if sc.mask&maskIPv6 != 0 && !isV6Context(prev) {
+					sc.ipv6(i)
 				}
 			}
-		case c == ':':
-			if sc.mask&maskIPv6 != 0 && !isV6Context(prev) {
-				sc.ipv6(i)
+			continue
+		}
+		if k&cDigit != 0 {
+			if sc.mask&(maskPhone|maskCard|maskSSN) != 0 && digitRunStart(s, i) {
+				sc.digitRun(i)
+			}
+			if sc.mask&maskIPv4 != 0 && !isWord(prev) && prev != '.' {
+				sc.ipv4(i)
 			}
 		}
-		if isAlnum(c) {
-			if isDigit(c) {
-				if sc.mask&(maskPhone|maskCard|maskSSN) != 0 && digitRunStart(s, i) {
-					sc.digitRun(i)
-				}
-				if sc.mask&maskIPv4 != 0 && !isWord(prev) && prev != '.' {
-					sc.ipv4(i)
-				}
+		wordEnd := 0 // set when token has walked the word already
+		if sc.mask&maskIPv6 != 0 && k&cHex != 0 && !isV6Context(prev) && v6Plausible(s, i) {
+			sc.ipv6(i)
+		}
+		// "://" starts a token too: credentials in a URL (https://ghp_…@github.com).
+		if (!isTokenChar(prev) && prev != '.') || (prev == '/' && i >= 3 && s[i-3:i] == "://") {
+			if sc.mask&maskSecret != 0 {
+				wordEnd = sc.token(i)
 			}
-			if sc.mask&maskIPv6 != 0 && isHex(c) && !isV6Context(prev) && v6Plausible(s, i) {
-				sc.ipv6(i)
+			// An IBAN has digits in its third and fourth places; iban checks the rest.
+			if sc.mask&maskIBAN != 0 && k&(cUpper|cLower) != 0 && (i+4 > n || isDigit(s[i+2])) {
+				sc.iban(i)
 			}
-			// "://" starts a token too: credentials in a URL (https://ghp_…@github.com).
-			if (!isTokenChar(prev) && prev != '.') || (prev == '/' && i >= 3 && s[i-3:i] == "://") {
-				if sc.mask&maskSecret != 0 {
-					sc.token(i)
-				}
-				if sc.mask&maskIBAN != 0 && isAlpha(c) {
-					sc.iban(i)
-				}
-			}
+		}
+		i = max(i, wordEnd-1)
+		for i+1 < n && classes[s[i+1]]&cWord != 0 {
+			i++
 		}
 	}
 }
@@ -348,6 +374,10 @@ const (
 	cLocal
 	cDomain
 	cSep
+	cWord  // letters, digits and '_'
+	cStart // a byte where some extractor can start: a letter, a digit, '@', '-', '+', '(' or ':'
+
+	cAlnum = cDigit | cUpper | cLower
 )
 
 var classes = func() (t [256]uint16) {
@@ -378,6 +408,12 @@ var classes = func() (t [256]uint16) {
 		if b == ' ' || b == '-' || b == '.' || b == '(' || b == ')' || b == '/' {
 			k |= cSep
 		}
+		if alnum || b == '_' {
+			k |= cWord
+		}
+		if alnum || b == '@' || b == '-' || b == '+' || b == '(' || b == ':' {
+			k |= cStart
+		}
 		t[c] = k
 	}
 	return t
@@ -387,8 +423,8 @@ func isDigit(c byte) bool { return classes[c]&cDigit != 0 }
 func isAlpha(c byte) bool { return classes[c]&(cUpper|cLower) != 0 }
 func isUpper(c byte) bool { return classes[c]&cUpper != 0 }
 func isLower(c byte) bool { return classes[c]&cLower != 0 }
-func isAlnum(c byte) bool { return classes[c]&(cDigit|cUpper|cLower) != 0 }
-func isWord(c byte) bool  { return isAlnum(c) || c == '_' }
+func isAlnum(c byte) bool { return classes[c]&cAlnum != 0 }
+func isWord(c byte) bool  { return classes[c]&cWord != 0 }
 func isHex(c byte) bool   { return classes[c]&cHex != 0 }
 
 // isTokenChar is the alphabet of API keys and base64/base64url blobs. The '=' of base64
@@ -1129,55 +1165,98 @@ var keyPrefixes = []struct {
 	{"hf_", isAlnum, 30, 0},           // Hugging Face
 }
 
+// keyPairs indexes keyPrefixes by their first two bytes, in their order (the first prefix that
+// matches decides), so that a word tries only the few prefixes it could have, and most words
+// none. Every prefix is at least two bytes long.
+var keyPairs = func() map[uint16][]uint8 {
+	t := make(map[uint16][]uint8)
+	for i, kp := range keyPrefixes {
+		k := uint16(kp.prefix[0])<<8 | uint16(kp.prefix[1])
+		t[k] = append(t[k], uint8(i))
+	}
+	return t
+}()
+
+// keyPairBits is the set of keyPairs' keys as bits, so that the common case (no prefix) costs
+// one table look-up rather than a map access.
+var keyPairBits = func() (t [256][4]uint64) {
+	for k := range keyPairs {
+		a, b := k>>8, k&0xff
+		t[a][b>>6] |= 1 << (b & 63)
+	}
+	return t
+}()
+
 func isKeyChar(c byte) bool    { return isWord(c) || c == '-' }
 func isUpperDigit(c byte) bool { return isUpper(c) || isDigit(c) }
 func isSlackChar(c byte) bool  { return isAlnum(c) || c == '-' }
 
-func (sc *scanner) token(at int) {
+// token examines the token starting at at. It returns where the run of word bytes at its start
+// ends, which the main loop need not look at again.
+func (sc *scanner) token(at int) (wordEnd int) {
 	s, n := sc.s, sc.n
 	i := at
+	for i < n && isWord(s[i]) && i-at <= maxTokenRun {
+		i++
+	}
+	wordEnd = i
 	for i < n && isTokenChar(s[i]) && i-at <= maxTokenRun {
 		i++
 	}
 	for pad := 0; pad < 2 && i < n && s[i] == '='; pad++ {
 		i++
 	}
-	if strings.HasPrefix(s[at:], "eyJ") && sc.jwt(at) {
-		return
+	if s[at] == 'e' && strings.HasPrefix(s[at:], "eyJ") && sc.jwt(at) {
+		return wordEnd
 	}
 	sc.unit(at, i)
 	if i == n && !sc.final {
 		sc.truncated(at)
-		return
+		return wordEnd
 	}
 	if i-at > maxTokenRun {
-		return
+		return wordEnd
 	}
 	tok := s[at:i]
-	for _, kp := range keyPrefixes {
-		if tok[0] != kp.prefix[0] || !strings.HasPrefix(tok, kp.prefix) {
-			continue
+	// Most words start with no vendor prefix's two bytes: one table look-up rules them out.
+	if len(tok) >= 2 && keyPairBits[tok[0]][tok[1]>>6]&(1<<(tok[1]&63)) != 0 {
+		if sc.vendorKey(tok, at, i) {
+			return wordEnd
 		}
-		rest := tok[len(kp.prefix):]
-		if len(rest) < kp.min || (kp.max > 0 && len(rest) > kp.max) {
-			return
-		}
-		for k := 0; k < len(rest); k++ {
-			if !kp.alphabet(rest[k]) {
-				return
-			}
-		}
-		if strings.HasPrefix(kp.prefix, "sk-") && !hasLetterAndDigit(rest) {
-			return
-		}
-		sc.add(TypeSecret, at, i, prioSecret)
-		return
 	}
 	// A random-looking token glued to an '@' is an email's local part; a vendor key before an
 	// '@' (credentials in a URL) was reported above and wins over the email.
 	if len(tok) >= minEntropyLen && !(i < n && s[i] == '@') && looksRandom(tok) {
 		sc.add(TypeSecret, at, i, prioEntropy)
 	}
+	return wordEnd
+}
+
+// vendorKey checks tok (s[at:end]) against the vendor key formats whose first two bytes it has.
+// It reports whether a prefix matched: the first one that matches decides, whether or not the
+// rest of the token fits that vendor's format.
+func (sc *scanner) vendorKey(tok string, at, end int) bool {
+	for _, ki := range keyPairs[uint16(tok[0])<<8|uint16(tok[1])] {
+		kp := &keyPrefixes[ki]
+		if !strings.HasPrefix(tok, kp.prefix) {
+			continue
+		}
+		rest := tok[len(kp.prefix):]
+		if len(rest) < kp.min || (kp.max > 0 && len(rest) > kp.max) {
+			return true
+		}
+		for k := 0; k < len(rest); k++ {
+			if !kp.alphabet(rest[k]) {
+				return true
+			}
+		}
+		if strings.HasPrefix(kp.prefix, "sk-") && !hasLetterAndDigit(rest) {
+			return true
+		}
+		sc.add(TypeSecret, at, end, prioSecret)
+		return true
+	}
+	return false
 }
 
 func hasLetterAndDigit(s string) bool {

@@ -8,11 +8,10 @@
 package tokens
 
 import (
-	"hash/maphash"
 	"strings"
 	"sync"
-	"sync/atomic"
 
+	"github.com/maypok86/otter/v2"
 	"github.com/tiktoken-go/tokenizer"
 
 	"github.com/nself-org/ai-orchestration/dataplane/providers"
@@ -110,26 +109,36 @@ func EncodingFor(model string) string {
 }
 
 // Counting was the costliest step of admitting a request (the library's regexp ran at a few
-// MB/s; fast.go counts ~25x faster without allocating), and chat requests resend the whole conversation every turn, so counts of longer texts
-// are cached by encoding, length and a 64-bit seeded hash of the text (hashing is ~1000x
-// cheaper than counting; a collision would only misestimate one reservation). The cache holds
-// hashes, never text, and is emptied when full.
+// MB/s; fast.go counts ~25x faster without allocating), and chat requests resend the same texts
+// every time (a route's fixed system prompt, the whole conversation every turn), so counts of
+// longer texts are remembered per encoding and text. The text itself is the key and is compared
+// in full on a hit, so a hit is never another text's count. The memo is bounded by bytes and
+// evicts by frequency and recency (W-TinyLFU): one-off user messages do not push out the
+// prompts that keep coming back, and a text is only copied into it when it comes a second time.
 const (
+	// cacheMinBytes: shorter texts count in well under a microsecond; a look-up would not pay.
 	cacheMinBytes = 256
-	cacheEntries  = 8192
+	// cacheMaxBytes bounds the texts held.
+	cacheMaxBytes = 8 << 20
+	// cacheMaxText: larger texts are counted every time rather than evicting many smaller ones.
+	cacheMaxText = 256 << 10
+	// cacheEntryOverhead approximates the bookkeeping of one entry, so that the bound holds even
+	// for texts near cacheMinBytes.
+	cacheEntryOverhead = 96
 )
 
 type cacheKey struct {
 	enc  string
-	hash uint64
-	n    int
+	text string
 }
 
-var (
-	cacheSeed  = maphash.MakeSeed()
-	countCache sync.Map // cacheKey → int64
-	cacheSize  atomic.Int64
-)
+// seen admits a text to countCache when it comes a second time (admit.go).
+var seen = newSeenOnce()
+
+var countCache = otter.Must(&otter.Options[cacheKey, int64]{
+	MaximumWeight: cacheMaxBytes,
+	Weigher:       func(k cacheKey, _ int64) uint32 { return uint32(len(k.text) + cacheEntryOverhead) },
+})
 
 // Count returns the number of tokens of text for model. It never fails: the codec runs with
 // the library's default error mode, which tokenizes invalid UTF-8 bytes as they are.
@@ -138,19 +147,19 @@ func Count(model, text string) int64 {
 		return 0
 	}
 	enc := EncodingFor(model)
-	if len(text) < cacheMinBytes {
+	if len(text) < cacheMinBytes || len(text) > cacheMaxText {
 		return countWith(enc, text)
 	}
-	key := cacheKey{enc: enc, hash: maphash.String(cacheSeed, text), n: len(text)}
-	if v, ok := countCache.Load(key); ok {
-		return v.(int64)
+	if n, ok := countCache.GetIfPresent(cacheKey{enc, text}); ok {
+		return n
 	}
 	n := countWith(enc, text)
-	if cacheSize.Add(1) > cacheEntries {
-		countCache.Clear()
-		cacheSize.Store(1)
+	if !seen.again(text) {
+		return n
 	}
-	countCache.Store(key, n)
+	// The text is copied: the caller's string may share memory with a whole request body that
+	// the cache must not keep alive.
+	countCache.Set(cacheKey{enc, strings.Clone(text)}, n)
 	return n
 }
 
