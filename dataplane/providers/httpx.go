@@ -29,6 +29,9 @@ const (
 	maxLineBytes = 1 << 20
 )
 
+// upstreamBufferSize is the per-connection read and write buffer of the upstream transport.
+const upstreamBufferSize = 4 << 10
+
 // NewHTTPClient returns a client for upstream calls with a keep-alive pool sized for a gateway:
 // many concurrent requests to few hosts. One client should be shared by every provider so that
 // connections are reused across snapshot reloads. timeout is an outer safety net only (0 = none);
@@ -36,8 +39,11 @@ const (
 func NewHTTPClient(timeout time.Duration) *http.Client {
 	dialer := &net.Dialer{Timeout: 10 * time.Second, KeepAlive: 30 * time.Second}
 	tr := &http.Transport{
-		Proxy:                 http.ProxyFromEnvironment,
-		DialContext:           dialer.DialContext,
+		Proxy:       http.ProxyFromEnvironment,
+		DialContext: dialer.DialContext,
+		// A custom dialer turns HTTP/2 off unless forced: over TLS (every hosted provider) open
+		// streams then share a few connections instead of holding one (two goroutines, two
+		// buffers) each.
 		ForceAttemptHTTP2:     true,
 		MaxIdleConns:          1024,
 		MaxIdleConnsPerHost:   512,
@@ -45,8 +51,15 @@ func NewHTTPClient(timeout time.Duration) *http.Client {
 		TLSHandshakeTimeout:   10 * time.Second,
 		ExpectContinueTimeout: time.Second,
 		// Compression is left to the transport's default (gzip when the upstream offers it).
-		ReadBufferSize:  32 << 10,
-		WriteBufferSize: 32 << 10,
+		//
+		// Each HTTP/1.1 connection holds one read and one write buffer for as long as it lives, and
+		// a held stream holds its connection: at 32 KiB each, 1 000 open streams kept 55 MiB more
+		// live heap (113 MiB instead of 58 MiB), which doubled the GC's heap goal and so how far
+		// the heap grows under churn. 4 KiB (net/http's default) is enough: an SSE event is read
+		// line by line through the adapter's own reader, and large bodies mostly bypass bufio
+		// (io.ReadAll and request bodies move more than the buffer per call).
+		ReadBufferSize:  upstreamBufferSize,
+		WriteBufferSize: upstreamBufferSize,
 	}
 	return &http.Client{Transport: tr, Timeout: timeout}
 }
