@@ -85,8 +85,14 @@ func bindJSON(c *gin.Context, v any) bool {
 		apierror.Abort(c, apierror.BadRequest("request body is required"))
 		return false
 	}
-	// Unmarshal copies every string and json.RawMessage out of body (and our UnmarshalJSON
-	// methods copy too), so the buffer can be reused once it returns.
+	// The chat requests, decoded on every call, have a fast path for their common shape that
+	// yields exactly what encoding/json would; anything else (errors included) is decoded by
+	// encoding/json, so clients see its values and messages either way.
+	if fd, ok := v.(fastDecoder); ok && fd.decodeFast(body) {
+		return true
+	}
+	// Unmarshal (like the fast path) copies every string and json.RawMessage out of body (and
+	// our UnmarshalJSON methods copy too), so the buffer can be reused once it returns.
 	if err := json.Unmarshal(body, v); err != nil {
 		apierror.Abort(c, apierror.BadRequest("invalid JSON body: %s", err.Error()))
 		return false

@@ -21,11 +21,6 @@ type openAI struct {
 // openAIModerator is the official OpenAI type, the only one that offers /moderations.
 type openAIModerator struct{ openAI }
 
-type oaiMessage struct {
-	Role    string `json:"role"`
-	Content string `json:"content"`
-}
-
 type oaiResponseFormat struct {
 	Type       string         `json:"type"`
 	JSONSchema *oaiJSONSchema `json:"json_schema,omitempty"`
@@ -38,7 +33,7 @@ type oaiJSONSchema struct {
 
 type oaiChatRequest struct {
 	Model               string             `json:"model"`
-	Messages            []oaiMessage       `json:"messages"`
+	Messages            []Message          `json:"messages"` // the same wire shape, so sent as is
 	MaxTokens           int64              `json:"max_tokens,omitempty"`
 	MaxCompletionTokens int64              `json:"max_completion_tokens,omitempty"`
 	Temperature         *float64           `json:"temperature,omitempty"`
@@ -55,12 +50,14 @@ type oaiStreamOptions struct {
 }
 
 type oaiUsage struct {
-	PromptTokens        int64 `json:"prompt_tokens"`
-	CompletionTokens    int64 `json:"completion_tokens"`
-	TotalTokens         int64 `json:"total_tokens"`
-	PromptTokensDetails *struct {
-		CachedTokens int64 `json:"cached_tokens"`
-	} `json:"prompt_tokens_details,omitempty"`
+	PromptTokens        int64                `json:"prompt_tokens"`
+	CompletionTokens    int64                `json:"completion_tokens"`
+	TotalTokens         int64                `json:"total_tokens"`
+	PromptTokensDetails *oaiPromptTokensInfo `json:"prompt_tokens_details,omitempty"`
+}
+
+type oaiPromptTokensInfo struct {
+	CachedTokens int64 `json:"cached_tokens"`
 }
 
 func (u *oaiUsage) norm() Usage {
@@ -78,28 +75,32 @@ type oaiError struct {
 }
 
 type oaiChatResponse struct {
-	ID      string `json:"id"`
-	Model   string `json:"model"`
-	Choices []struct {
-		Message struct {
-			Content *string `json:"content"`
-		} `json:"message"`
-		FinishReason string `json:"finish_reason"`
-	} `json:"choices"`
-	Usage *oaiUsage `json:"usage"`
+	ID      string          `json:"id"`
+	Model   string          `json:"model"`
+	Choices []oaiChatChoice `json:"choices"`
+	Usage   *oaiUsage       `json:"usage"`
+}
+
+type oaiChatChoice struct {
+	Message struct {
+		Content *string `json:"content"`
+	} `json:"message"`
+	FinishReason string `json:"finish_reason"`
 }
 
 type oaiChunk struct {
-	ID      string `json:"id"`
-	Model   string `json:"model"`
-	Choices []struct {
-		Delta struct {
-			Content *string `json:"content"`
-		} `json:"delta"`
-		FinishReason *string `json:"finish_reason"`
-	} `json:"choices"`
-	Usage *oaiUsage `json:"usage"`
-	Error *oaiError `json:"error"`
+	ID      string           `json:"id"`
+	Model   string           `json:"model"`
+	Choices []oaiChunkChoice `json:"choices"`
+	Usage   *oaiUsage        `json:"usage"`
+	Error   *oaiError        `json:"error"`
+}
+
+type oaiChunkChoice struct {
+	Delta struct {
+		Content *string `json:"content"`
+	} `json:"delta"`
+	FinishReason *string `json:"finish_reason"`
 }
 
 // parseOpenAIError reads {"error":{"message","type","param","code"}}.
@@ -132,10 +133,10 @@ func (o *openAI) headers() map[string]string {
 func (o *openAI) chatBody(req *ChatRequest, stream bool) *oaiChatRequest {
 	body := &oaiChatRequest{
 		Model: req.Model, Temperature: req.Temperature, TopP: req.TopP, Stop: req.Stop, User: req.User,
-		Messages: make([]oaiMessage, len(req.Messages)),
+		Messages: req.Messages,
 	}
-	for i, m := range req.Messages {
-		body.Messages[i] = oaiMessage(m)
+	if body.Messages == nil {
+		body.Messages = []Message{} // "messages":[] as before, never null
 	}
 	if req.MaxTokens > 0 {
 		if o.official {
@@ -168,7 +169,7 @@ func (o *openAI) Chat(ctx context.Context, req *ChatRequest) (*ChatResponse, err
 	}
 	defer c.close()
 	var r oaiChatResponse
-	if err := o.decodeBody(c, maxChatBody, &r); err != nil {
+	if err := o.decodeBodyFast(c, maxChatBody, &r); err != nil {
 		return nil, err
 	}
 	if len(r.Choices) == 0 {
@@ -212,7 +213,7 @@ func (o *openAI) stream(c *call) *httpStream {
 			return "", io.EOF
 		}
 		var ch oaiChunk
-		if err := json.Unmarshal(ev.Data, &ch); err != nil {
+		if err := unmarshalFast(ev.Data, &ch); err != nil {
 			return "", malformed(o.name, "undecodable stream chunk", err)
 		}
 		if ch.Error != nil {
