@@ -386,8 +386,8 @@ func (m *Memory) addProgressUsage(p *memProgress, u *UsageRecord) {
 	if d.Requests == 0 && d.Tokens == 0 && d.Cost == 0 {
 		return
 	}
-	m.addLedger(d.Org, &d, false)
-	m.addLedger(GlobalTag, &d, true)
+	m.addLedger(d.Org, &d)
+	m.addLedger(GlobalTag, &d)
 }
 
 // Settle implements [Store].
@@ -453,8 +453,8 @@ func (m *Memory) Settle(_ context.Context, s *Settlement) error {
 		return nil
 	}
 	if u := s.Usage; u != nil {
-		m.addLedger(u.Org, u, false)
-		m.addLedger(GlobalTag, u, true)
+		m.addLedger(u.Org, u)
+		m.addLedger(GlobalTag, u)
 	}
 	return nil
 }
@@ -472,7 +472,7 @@ func bucketCorrect(tat, now, delta float64) float64 {
 	return tat
 }
 
-func (m *Memory) addLedger(tag string, u *UsageRecord, global bool) {
+func (m *Memory) addLedger(tag string, u *UsageRecord) {
 	if tag == "" {
 		return
 	}
@@ -487,15 +487,13 @@ func (m *Memory) addLedger(tag string, u *UsageRecord, global bool) {
 		cells = map[LedgerKey]*Totals{}
 		hours[h] = cells
 	}
-	add := Totals{Requests: u.Requests, Tokens: u.Tokens, Cost: u.Cost}
-	for _, k := range ledgerIncrements(u, global) {
-		t := cells[k]
-		if t == nil {
-			t = &Totals{}
-			cells[k] = t
-		}
-		t.Add(add)
+	k := detailCell(u)
+	t := cells[k]
+	if t == nil {
+		t = &Totals{}
+		cells[k] = t
 	}
+	t.Add(Totals{Requests: u.Requests, Tokens: u.Tokens, Cost: u.Cost})
 }
 
 // Budgets implements [Store].
@@ -533,6 +531,7 @@ func (m *Memory) Ledger(_ context.Context, tag string, from, to time.Time) ([]Le
 		for k, t := range cells {
 			lh.Cells[k] = *t
 		}
+		lh.Cells = expandLedger(lh.Cells, tag == GlobalTag)
 		out = append(out, lh)
 	}
 	sort.Slice(out, func(i, j int) bool { return out[i].Hour.Before(out[j].Hour) })

@@ -366,9 +366,9 @@ func (r *Redis) settle(ctx context.Context, s *Settlement, mode string) error {
 			ledger = r.ledgerTotalOp
 		}
 		if u.Org != "" {
-			ledger(call, u.Org, u, false)
+			ledger(call, u.Org, u)
 		}
-		ledger(call, GlobalTag, u, true)
+		ledger(call, GlobalTag, u)
 	}
 	if len(order) == 0 {
 		return nil
@@ -407,9 +407,9 @@ func ledgerField(k LedgerKey, metric string) string {
 	return k.Dim + KeySep + k.Key + KeySep + metric
 }
 
-func (r *Redis) ledgerOp(call func(string) *settleCall, tag string, u *UsageRecord, global bool) {
+func (r *Redis) ledgerOp(call func(string) *settleCall, tag string, u *UsageRecord) {
 	key := r.ledgerKey(tag, HourOf(u.At).Unix())
-	cells := ledgerIncrements(u, global)
+	cells := []LedgerKey{detailCell(u)}
 	args := make([]any, 0, 1+6*len(cells))
 	args = append(args, LedgerRetention.Milliseconds())
 	for _, c := range cells {
@@ -420,9 +420,9 @@ func (r *Redis) ledgerOp(call func(string) *settleCall, tag string, u *UsageReco
 
 // ledgerTotalOp is ledgerOp for progress mode: u holds totals since admission, and the script
 // adds their difference to what earlier checkpoints recorded under the field prefix "l"+tag.
-func (r *Redis) ledgerTotalOp(call func(string) *settleCall, tag string, u *UsageRecord, global bool) {
+func (r *Redis) ledgerTotalOp(call func(string) *settleCall, tag string, u *UsageRecord) {
 	key := r.ledgerKey(tag, HourOf(u.At).Unix())
-	cells := ledgerIncrements(u, global)
+	cells := []LedgerKey{detailCell(u)}
 	args := make([]any, 0, 5+len(cells))
 	args = append(args, LedgerRetention.Milliseconds(), "l"+tag, u.Requests, u.Tokens, u.Cost)
 	for _, c := range cells {
@@ -518,6 +518,7 @@ func (r *Redis) Ledger(ctx context.Context, tag string, from, to time.Time) ([]L
 			}
 			lh.Cells[k] = t
 		}
+		lh.Cells = expandLedger(lh.Cells, tag == GlobalTag)
 		out = append(out, lh)
 	}
 	return out, nil

@@ -86,3 +86,40 @@ func TestDialRedisConnectsOrSaysWhyNot(t *testing.T) {
 	_, err = store.DialRedis(t.Context(), "redis://127.0.0.1:1/0", store.RedisOptions{})
 	require.ErrorContains(t, err, "failed to reach redis")
 }
+
+// TestRedisLedgerWritesOneCellPerTagAndStillReadsCellsWrittenPerDimension: a settle writes one
+// detail cell (three counters) per ledger; an hour that also holds counters written per
+// dimension (as earlier versions did) reads as the sum of both.
+func TestRedisLedgerWritesOneCellPerTagAndStillReadsCellsWrittenPerDimension(t *testing.T) {
+	st, _ := storetest.NewRedisStore(false)(t)
+	c := st.(*store.Redis).Client()
+	org := "legacy-" + storetest.NewID() // other tests share the server
+	u := &store.UsageRecord{At: storetest.Start, User: "u1", Org: org, APIKey: "k1", Model: "m1", Provider: "p1", Requests: 1, Tokens: 10, Cost: 100}
+	require.NoError(t, st.Settle(t.Context(), &store.Settlement{ID: storetest.NewID(), Usage: u}))
+
+	keys, err := c.Keys(t.Context(), "*aio:ledger:{"+org+"}:*").Result()
+	require.NoError(t, err)
+	require.Len(t, keys, 1)
+	fields, err := c.HGetAll(t.Context(), keys[0]).Result()
+	require.NoError(t, err)
+	require.Len(t, fields, 3, "one cell: requests, tokens, cost")
+
+	sep := store.KeySep
+	for metric, v := range map[string]int64{"r": 2, "t": 20, "c": 200} {
+		for _, f := range []string{store.DimTotal + sep + sep, store.DimUser + sep + "u1" + sep, store.DimModel + sep + "m2" + sep} {
+			require.NoError(t, c.HIncrBy(t.Context(), keys[0], f+metric, v).Err())
+		}
+	}
+	hours, err := st.Ledger(t.Context(), org, storetest.Start, storetest.Start.Add(time.Hour))
+	require.NoError(t, err)
+	require.Len(t, hours, 1)
+	cells := hours[0].Cells
+	require.Equal(t, store.Totals{Requests: 3, Tokens: 30, Cost: 300}, cells[store.LedgerKey{Dim: store.DimTotal}])
+	require.Equal(t, store.Totals{Requests: 3, Tokens: 30, Cost: 300}, cells[store.LedgerKey{Dim: store.DimUser, Key: "u1"}])
+	require.Equal(t, store.Totals{Requests: 1, Tokens: 10, Cost: 100}, cells[store.LedgerKey{Dim: store.DimModel, Key: "m1"}])
+	require.Equal(t, store.Totals{Requests: 2, Tokens: 20, Cost: 200}, cells[store.LedgerKey{Dim: store.DimModel, Key: "m2"}])
+	require.Equal(t, store.Totals{Requests: 1, Tokens: 10, Cost: 100}, cells[store.LedgerKey{Dim: store.DimUserProvider, Key: "u1" + sep + "p1"}])
+	for k := range cells {
+		require.NotEqual(t, "d", k.Dim, "the stored detail cell is not a dimension readers see")
+	}
+}

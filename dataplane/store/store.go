@@ -198,6 +198,12 @@ const (
 	DimUserOrg = "uo"
 )
 
+// dimDetail is the one cell a usage record writes per tag, keyed user, org, API key, model and
+// provider joined by [KeySep]. Every dimension above is a sum of detail cells, made when the
+// ledger is read ([expandLedger]): reads are rare and cheap to sum, while a request that wrote
+// one cell per dimension paid for 16 cells × 3 counters on its settle. Readers never see it.
+const dimDetail = "d"
+
 // KeySep joins the parts of a composite ledger key (DimUserModel). It cannot occur in names.
 const KeySep = "\x1f"
 
@@ -300,7 +306,39 @@ func HashTag(key string) string {
 // HourOf truncates t to its UTC hour: the ledger's bucket.
 func HourOf(t time.Time) time.Time { return t.UTC().Truncate(time.Hour) }
 
-// ledgerIncrements lists the cells one usage record adds to, for the org and the global ledger.
+// detailCell is the ledger cell a usage record writes.
+func detailCell(u *UsageRecord) LedgerKey {
+	return LedgerKey{dimDetail, u.User + KeySep + u.Org + KeySep + u.APIKey + KeySep + u.Model + KeySep + u.Provider}
+}
+
+// expandLedger turns one hour's stored cells into the dimensions readers ask for: each detail
+// cell is added to every cell its record stands for; any other stored cell (written per
+// dimension by an earlier version) is kept as it is, so hours written both ways still add up.
+func expandLedger(stored map[LedgerKey]Totals, global bool) map[LedgerKey]Totals {
+	out := make(map[LedgerKey]Totals, 2*len(stored))
+	add := func(k LedgerKey, t Totals) {
+		c := out[k]
+		c.Add(t)
+		out[k] = c
+	}
+	for k, t := range stored {
+		if k.Dim != dimDetail {
+			add(k, t)
+			continue
+		}
+		parts := strings.Split(k.Key, KeySep)
+		if len(parts) != 5 {
+			continue
+		}
+		u := UsageRecord{User: parts[0], Org: parts[1], APIKey: parts[2], Model: parts[3], Provider: parts[4]}
+		for _, c := range ledgerIncrements(&u, global) {
+			add(c, t)
+		}
+	}
+	return out
+}
+
+// ledgerIncrements lists the cells one usage record stands for, in the org and the global ledger.
 func ledgerIncrements(u *UsageRecord, global bool) []LedgerKey {
 	keys := make([]LedgerKey, 0, 9)
 	keys = append(keys, LedgerKey{DimTotal, ""})
