@@ -71,7 +71,18 @@ func New(kv KV, opts Options) *Cache {
 
 // Lookup returns the entry stored under key (from [Key]). Any failure is a miss.
 func (c *Cache) Lookup(ctx context.Context, key string) (*Entry, bool) {
-	val, found, err := c.kv.Get(ctx, c.prefix+key)
+	val, found, err := c.kv.Get(ctx, c.KVKey(key))
+	return c.Decode(ctx, val, found, err)
+}
+
+// KVKey is the key under which the KV holds key's entry: for callers that read or write it
+// along with other store work in one round trip, then hand the outcome to [Cache.Decode] or
+// [Cache.Stored].
+func (c *Cache) KVKey(key string) string { return c.prefix + key }
+
+// Decode turns the outcome of a KV read of [Cache.KVKey] into an entry, counting it as
+// [Cache.Lookup] does. Any failure is a miss.
+func (c *Cache) Decode(ctx context.Context, val []byte, found bool, err error) (*Entry, bool) {
 	switch {
 	case err != nil:
 		c.errs.Add(1)
@@ -100,19 +111,36 @@ func (c *Cache) Lookup(ctx context.Context, key string) (*Entry, bool) {
 // Store saves e under key for ttl (≤ 0 means [DefaultTTL]). It reports whether the entry was
 // stored; an oversize entry or a KV failure is skipped, never an error for the request.
 func (c *Cache) Store(ctx context.Context, key string, e *Entry, ttl time.Duration) bool {
+	val, ttl, ok := c.Encode(e, ttl)
+	if !ok {
+		return false
+	}
+	return c.Stored(ctx, c.kv.Set(ctx, c.KVKey(key), val, ttl))
+}
+
+// Encode returns the value to write under [Cache.KVKey] and the TTL to write it with (≤ 0
+// means [DefaultTTL]); false when the entry is not to be stored (oversize, unencodable),
+// counted as [Cache.Store] counts it.
+func (c *Cache) Encode(e *Entry, ttl time.Duration) ([]byte, time.Duration, bool) {
 	if ttl <= 0 {
 		ttl = DefaultTTL
 	}
 	val, err := e.MarshalBinary()
 	if err != nil {
 		c.errs.Add(1)
-		return false
+		return nil, 0, false
 	}
 	if len(val) > c.max {
 		c.oversize.Add(1)
-		return false
+		return nil, 0, false
 	}
-	if err := c.kv.Set(ctx, c.prefix+key, val, ttl); err != nil {
+	return val, ttl, true
+}
+
+// Stored counts the outcome of a KV write of an [Cache.Encode]d value and reports whether it
+// went through.
+func (c *Cache) Stored(ctx context.Context, err error) bool {
+	if err != nil {
 		c.errs.Add(1)
 		c.log.WarnContext(ctx, "response cache write failed", "error", err)
 		return false

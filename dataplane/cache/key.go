@@ -21,6 +21,7 @@ import (
 	"sync"
 	"unicode"
 
+	"github.com/nself-org/ai-orchestration/dataplane/config"
 	"github.com/nself-org/ai-orchestration/dataplane/providers"
 )
 
@@ -100,6 +101,10 @@ type Request struct {
 	// Extra holds endpoint-specific options that change the output (summarize: maxWords,
 	// style); keys are sorted before hashing.
 	Extra map[string]string
+	// Guardrails are the policy's guardrails. Keys are taken from the messages as the caller sent
+	// them (before input guardrails run, so that the lookup can ride with the admission), and the
+	// reply stored is what the guardrails made of it: a change of guardrails must change the key.
+	Guardrails *config.Guardrails
 	// NormalizeWhitespace is set when the policy's promptOptimization.normalizeWhitespace is on:
 	// the upstream then never sees runs of whitespace, so messages differing only in them share
 	// an entry.
@@ -108,7 +113,7 @@ type Request struct {
 
 // keyVersion changes whenever the canonical encoding changes, so that old entries go unread
 // instead of answering the wrong request.
-const keyVersion = "ai.nself.org/cache-key/v1"
+const keyVersion = "ai.nself.org/cache-key/v2"
 
 // Key returns the hex SHA-256 of a canonical encoding of scope and req. Every field is
 // written with a tag and a length prefix, so no two different requests encode alike.
@@ -188,8 +193,48 @@ func Key(scope Scope, req *Request) (string, error) {
 	} else {
 		e.num('x', 0)
 	}
+	e.guardrails(req.Guardrails)
 	sum := sha256.Sum256(e.b)
 	return hex.EncodeToString(sum[:]), nil
+}
+
+// guardrails writes every guardrail setting that can change what a request is sent or answered.
+func (e *encoder) guardrails(g *config.Guardrails) {
+	if g == nil {
+		e.num('G', 0)
+		return
+	}
+	e.num('G', 1)
+	if p := g.PII; p != nil {
+		e.str('A', p.Action)
+		e.strs('Y', p.Types)
+		e.strs('W', p.ApplyTo)
+	} else {
+		e.num('A', 0)
+	}
+	if t := g.Toxicity; t != nil {
+		e.str('B', t.Action)
+		e.num('H', uint64(max(t.Threshold, 0)))
+		e.str('D', t.Provider)
+		e.str('L', t.Model)
+	} else {
+		e.num('B', 0)
+	}
+	if o := g.Output; o != nil {
+		e.str('C', o.JSONSchema)
+		e.num('Z', uint64(max(o.MaxLength, 0)))
+		e.strs('Q', o.BannedPhrases)
+	} else {
+		e.num('C', 0)
+	}
+}
+
+// strs writes a list in order, length first.
+func (e *encoder) strs(tag byte, ss []string) {
+	e.num(tag, uint64(len(ss)))
+	for _, s := range ss {
+		e.str(tag, s)
+	}
 }
 
 // encoder appends the canonical encoding to a buffer that is hashed once at the end: one

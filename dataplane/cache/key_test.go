@@ -7,6 +7,7 @@ import (
 
 	"github.com/stretchr/testify/require"
 
+	"github.com/nself-org/ai-orchestration/dataplane/config"
 	"github.com/nself-org/ai-orchestration/dataplane/providers"
 )
 
@@ -190,5 +191,44 @@ func BenchmarkKey2KBPrompt(b *testing.B) {
 		if _, err := Key(scope, r); err != nil {
 			b.Fatal(err)
 		}
+	}
+}
+
+// Keys are taken before input guardrails run, and what is stored is what the guardrails made of
+// the reply: every guardrail setting must change the key.
+func TestEveryGuardrailSettingChangesTheKey(t *testing.T) {
+	scope := mustScope(t, ScopeOrg, "acme", "")
+	guarded := func() *Request {
+		r := chatRequest()
+		r.Guardrails = &config.Guardrails{
+			PII:      &config.PIIGuard{Action: "redact", Types: []string{"email"}, ApplyTo: []string{"input"}},
+			Toxicity: &config.ToxicityGuard{Action: "block", Threshold: 80},
+			Output:   &config.OutputGuard{MaxLength: 100, BannedPhrases: []string{"x"}},
+		}
+		return r
+	}
+	base := mustKey(t, scope, guarded())
+	require.NotEqual(t, base, mustKey(t, scope, chatRequest()), "no guardrails")
+	cases := map[string]func(g *config.Guardrails){
+		"pii action":        func(g *config.Guardrails) { g.PII.Action = "block" },
+		"pii types":         func(g *config.Guardrails) { g.PII.Types = []string{"email", "phone"} },
+		"pii applies to":    func(g *config.Guardrails) { g.PII.ApplyTo = []string{"input", "output"} },
+		"no pii":            func(g *config.Guardrails) { g.PII = nil },
+		"toxicity action":   func(g *config.Guardrails) { g.Toxicity.Action = "flag" },
+		"toxicity level":    func(g *config.Guardrails) { g.Toxicity.Threshold = 70 },
+		"toxicity provider": func(g *config.Guardrails) { g.Toxicity.Provider = "ns/openai" },
+		"toxicity model":    func(g *config.Guardrails) { g.Toxicity.Model = "omni-moderation-latest" },
+		"no toxicity":       func(g *config.Guardrails) { g.Toxicity = nil },
+		"output schema":     func(g *config.Guardrails) { g.Output.JSONSchema = `{"type":"object"}` },
+		"output length":     func(g *config.Guardrails) { g.Output.MaxLength = 101 },
+		"banned phrases":    func(g *config.Guardrails) { g.Output.BannedPhrases = []string{"y"} },
+		"no output guard":   func(g *config.Guardrails) { g.Output = nil },
+	}
+	for name, change := range cases {
+		t.Run(name, func(t *testing.T) {
+			r := guarded()
+			change(r.Guardrails)
+			require.NotEqual(t, base, mustKey(t, scope, r))
+		})
 	}
 }

@@ -13,6 +13,7 @@ import (
 
 	"github.com/nself-org/ai-orchestration/dataplane/config"
 	"github.com/nself-org/ai-orchestration/dataplane/money"
+	"github.com/nself-org/ai-orchestration/dataplane/store"
 )
 
 // Identity is who a request acts for. APIKey is the client key's name (config.APIKey.Name).
@@ -37,6 +38,9 @@ type Request struct {
 	EstimatedTokens int64
 	// WorstCaseCost is reserved against every applicable budget.
 	WorstCaseCost money.Nanos
+	// CachePeek, when set, is a response-cache key ([store.Store.Cache]) read in the admission's
+	// own store round trip; the value comes back in [Decision.Cached].
+	CachePeek string
 }
 
 // Decision is a successful admission.
@@ -50,6 +54,11 @@ type Decision struct {
 	RateLimit RateLimitState
 	// Alerts lists budgets that crossed an alert threshold with this request.
 	Alerts []Alert
+	// Cached is the value under Request.CachePeek when CacheFound; CacheErr is a failed read
+	// (the store down and failing open included), to be treated as a miss.
+	Cached     []byte
+	CacheFound bool
+	CacheErr   error
 }
 
 // RateLimitState is the state of one limit after a decision.
@@ -91,6 +100,9 @@ type Charge struct {
 	Estimated bool
 	// Unpriced is true when the model has no price (served and charged $0, counted by a metric).
 	Unpriced bool
+	// CachePut, when set, is a response-cache write carried by the settle's own round trip; its
+	// Err says how the write went (a failed settle fails it too).
+	CachePut *store.KVPut
 }
 
 // Query selects ledger entries. Empty fields match everything; From/To bound the window.

@@ -187,22 +187,28 @@ func (g *gov) Admit(ctx context.Context, snap *config.Snapshot, req *Request) (*
 	id := g.newID()
 	dec := &Decision{Ticket: &Ticket{ID: id, state: ts}}
 	ts.consumed = make([]bool, len(ts.checks))
-	if len(ts.checks) == 0 {
+	if len(ts.checks) == 0 && req.CachePeek == "" {
 		return dec, nil
 	}
 
 	var res *store.AdmitResult
 	var err error
+	areq := &store.AdmitRequest{ID: id, Checks: ts.checks, Peek: req.CachePeek}
 	if g.local {
-		res, err = g.st.Admit(ctx, &store.AdmitRequest{ID: id, Checks: ts.checks})
+		res, err = g.st.Admit(ctx, areq)
 	} else {
 		sctx, cancel := context.WithTimeout(ctx, g.opts.AdmitTimeout)
-		res, err = g.st.Admit(sctx, &store.AdmitRequest{ID: id, Checks: ts.checks})
+		res, err = g.st.Admit(sctx, areq)
 		cancel()
 	}
 	if err != nil {
+		dec.CacheErr = err
+		if len(ts.checks) == 0 {
+			return dec, nil // only the cache was read: a miss, never a refusal
+		}
 		return g.storeDown(ctx, ts, dec, err)
 	}
+	dec.Cached, dec.CacheFound, dec.CacheErr = res.Peeked, res.PeekFound, res.PeekErr
 
 	var budgetDenial, rateDenial *DeniedError
 	haveTightest := false
@@ -411,7 +417,7 @@ func (g *gov) Settle(ctx context.Context, req *Request, t *Ticket, c Charge) err
 		return fmt.Errorf("failed to settle ticket %q: %w", t.ID, ErrTicketSettled)
 	}
 	tokens := c.Usage.PromptTokens + c.Usage.CompletionTokens
-	s := &store.Settlement{ID: t.ID, Ops: make([]store.SettleOp, 0, len(ts.checks)), Checkpointed: ts.checkpointed}
+	s := &store.Settlement{ID: t.ID, Ops: make([]store.SettleOp, 0, len(ts.checks)), Checkpointed: ts.checkpointed, Put: c.CachePut}
 	for i := range ts.checks {
 		ch, m := &ts.checks[i], &ts.meta[i]
 		actual := ch.Cost
@@ -439,6 +445,9 @@ func (g *gov) Settle(ctx context.Context, req *Request, t *Ticket, c Charge) err
 	sctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), g.opts.SettleTimeout)
 	defer cancel()
 	if err := g.st.Settle(sctx, s); err != nil {
+		if c.CachePut != nil && c.CachePut.Err == nil {
+			c.CachePut.Err = err
+		}
 		g.m.StoreErrors.WithLabelValues("settle").Inc()
 		g.log.ErrorContext(ctx, "failed to settle usage", "ticket", t.ID, "cost", c.Cost.String(), "error", err)
 		return fmt.Errorf("failed to settle ticket %q: %w", t.ID, err)

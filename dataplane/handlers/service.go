@@ -22,6 +22,7 @@ import (
 	"github.com/nself-org/ai-orchestration/dataplane/providers"
 	"github.com/nself-org/ai-orchestration/dataplane/route"
 	"github.com/nself-org/ai-orchestration/dataplane/runtime"
+	"github.com/nself-org/ai-orchestration/dataplane/store"
 	"github.com/nself-org/ai-orchestration/dataplane/tokens"
 	"github.com/nself-org/ai-orchestration/dataplane/tracing"
 )
@@ -103,6 +104,7 @@ type call struct {
 	saved   int64  // prompt tokens removed by prompt optimization
 	cache   string // tenant-scoped cache key; "" when the route does not cache
 	ttl     time.Duration
+	put     *store.KVPut // the cache write the settle carries; nil when nothing is to be stored
 	settled bool
 }
 
@@ -163,6 +165,9 @@ func (s *Service) reserve(ctx context.Context, c *call, endpoint string, id gove
 	first := c.plan.Targets[0]
 	c.greq = &governor.Request{Identity: gid, Route: policy, Endpoint: endpoint, Provider: first.Provider,
 		Model: first.Model, EstimatedTokens: estimated, WorstCaseCost: worst}
+	if c.cache != "" {
+		c.greq.CachePeek = s.d.Cache.KVKey(c.cache)
+	}
 	if tracing.Recording(ctx) {
 		var routeName string
 		if policy != nil {
@@ -253,7 +258,7 @@ func (c *call) settle(ctx context.Context, provider, model string, u providers.U
 		tracing.SetResult(ctx, tracing.Result{ProviderType: ptype, Provider: provider, Model: model, InputTokens: u.PromptTokens,
 			OutputTokens: u.CompletionTokens, CachedInputTokens: u.CachedPromptTokens, CostUSD: amount.USD(), CacheHit: cached})
 	}
-	ch := governor.Charge{Cost: amount, Cached: cached, Estimated: estimated}
+	ch := governor.Charge{Cost: amount, Cached: cached, Estimated: estimated, CachePut: c.put}
 	ch.Usage.PromptTokens = u.PromptTokens
 	ch.Usage.CompletionTokens = u.CompletionTokens
 	ch.Usage.CachedPromptTokens = u.CachedPromptTokens
@@ -264,6 +269,12 @@ func (c *call) settle(ctx context.Context, provider, model string, u providers.U
 		ticket = c.dec.Ticket
 	}
 	err := c.s.d.Governor.Settle(sctx, c.greq, ticket, ch)
+	if c.put != nil {
+		if err != nil && c.put.Err == nil {
+			c.put.Err = err
+		}
+		c.s.d.Cache.Stored(ctx, c.put.Err)
+	}
 	if m := c.s.d.Metrics; m != nil {
 		if err != nil {
 			m.SettleErrors.Inc()
@@ -319,6 +330,19 @@ func (s *Service) prepareChat(ctx context.Context, rt *runtime.Runtime, in *Chat
 	if po := c.res.Route.PromptOptimization; po.NormalizeWhitespace || po.MaxInputTokens > 0 {
 		c.saved = max(0, tokens.CountMessages(model, in.Messages)-c.prompt)
 	}
+	// The cache key comes from the messages before input guardrails run, so that the lookup
+	// rides with the admission's store round trip; the guardrails are part of the key, and a
+	// hit is served only once they have passed the request.
+	if pol := c.res.Route; s.d.Cache != nil && !c.res.Implicit && pol.Cache.Enabled {
+		if scope, err := cache.NewScope(pol.Cache.Scope, in.Identity.Org, in.Identity.User); err == nil {
+			key, err := cache.Key(scope, &cache.Request{Endpoint: in.Endpoint, Route: pol.Name, Model: in.Model, Messages: msgs,
+				Temperature: in.Temperature, TopP: in.TopP, MaxTokens: in.MaxTokens, Stop: in.Stop, ResponseFormat: in.ResponseFormat,
+				Extra: in.Extra, Guardrails: &pol.Guardrails, NormalizeWhitespace: pol.PromptOptimization.NormalizeWhitespace})
+			if err == nil {
+				c.cache, c.ttl = key, pol.Cache.TTL
+			}
+		}
+	}
 	if err := s.reserve(ctx, c, in.Endpoint, in.Identity, in.MaxTokens); err != nil {
 		return nil, nil, nil, err
 	}
@@ -332,18 +356,8 @@ func (s *Service) prepareChat(ctx context.Context, rt *runtime.Runtime, in *Chat
 	if s.d.Metrics != nil && c.saved > 0 {
 		s.d.Metrics.PromptTokensSaved.Add(float64(c.saved))
 	}
-	if pol := c.res.Route; s.d.Cache != nil && !c.res.Implicit && pol.Cache.Enabled {
-		if scope, err := cache.NewScope(pol.Cache.Scope, in.Identity.Org, in.Identity.User); err == nil {
-			key, err := cache.Key(scope, &cache.Request{Endpoint: in.Endpoint, Route: pol.Name, Model: in.Model, Messages: msgs,
-				Temperature: in.Temperature, TopP: in.TopP, MaxTokens: in.MaxTokens, Stop: in.Stop, ResponseFormat: in.ResponseFormat,
-				Extra: in.Extra, NormalizeWhitespace: pol.PromptOptimization.NormalizeWhitespace})
-			if err == nil {
-				c.cache, c.ttl = key, pol.Cache.TTL
-			}
-		}
-	}
 	if c.cache != "" {
-		if e, ok := s.d.Cache.Lookup(ctx, c.cache); ok {
+		if e, ok := s.d.Cache.Decode(ctx, c.dec.Cached, c.dec.CacheFound, c.dec.CacheErr); ok {
 			s.cacheResult("hit")
 			c.settle(ctx, e.Provider, e.Model, e.Usage, 0, true, false)
 			return c, msgs, &ChatResult{ID: newID("chat"), Content: e.Content, Model: e.Model, Provider: e.Provider,
@@ -454,7 +468,6 @@ func (s *Service) Chat(ctx context.Context, rt *runtime.Runtime, in *ChatInput) 
 				return nil, guardErr(err)
 			}
 		}
-		c.settle(ctx, target.Provider, target.Model, total, amount, false, false)
 		out := &ChatResult{ID: resp.ID, Content: content, Model: target.Model, Provider: target.Provider,
 			FinishReason: resp.FinishReason, Usage: total, Cost: amount, RateLimit: c.rateLimit(), TokensSaved: c.saved}
 		if out.ID == "" {
@@ -463,7 +476,8 @@ func (s *Service) Chat(ctx context.Context, rt *runtime.Runtime, in *ChatInput) 
 		if out.FinishReason == "" {
 			out.FinishReason = "stop"
 		}
-		s.store(ctx, c, out, nil)
+		s.cachePut(c, out, nil)
+		c.settle(ctx, target.Provider, target.Model, total, amount, false, false)
 		return out, nil
 	}
 }
@@ -473,12 +487,16 @@ func addUsage(a, b providers.Usage) providers.Usage {
 		CachedPromptTokens: a.CachedPromptTokens + b.CachedPromptTokens}
 }
 
-func (s *Service) store(ctx context.Context, c *call, r *ChatResult, chunks []string) {
+// cachePut makes r the cache write that c's settle carries, when the route caches.
+func (s *Service) cachePut(c *call, r *ChatResult, chunks []string) {
 	if c.cache == "" {
 		return
 	}
-	s.d.Cache.Store(context.WithoutCancel(ctx), c.cache, &cache.Entry{Content: r.Content, Model: r.Model, Provider: r.Provider,
+	val, ttl, ok := s.d.Cache.Encode(&cache.Entry{Content: r.Content, Model: r.Model, Provider: r.Provider,
 		FinishReason: r.FinishReason, Usage: r.Usage, Chunks: chunks, CreatedAt: s.d.Now()}, c.ttl)
+	if ok {
+		c.put = &store.KVPut{Key: s.d.Cache.KVKey(c.cache), Value: val, TTL: ttl}
+	}
 }
 
 func upstreamErr(err error) error {
@@ -735,14 +753,14 @@ func (st *ChatStream) Finish() *ChatResult {
 	}
 	rt := st.c.rt
 	amount := cost(rt, st.target.Provider, st.target.Model, u)
-	st.c.settle(st.ctx, st.target.Provider, st.target.Model, u, amount, false, estimated)
 	res := &ChatResult{ID: newID("chat"), Content: st.out.String(), Model: st.target.Model, Provider: st.target.Provider,
 		FinishReason: "stop", Usage: u, Cost: amount, RateLimit: st.c.rateLimit()}
 	if st.ended {
-		st.s.store(st.ctx, st.c, res, st.chunks)
+		st.s.cachePut(st.c, res, st.chunks)
 	} else {
 		res.FinishReason = "error"
 	}
+	st.c.settle(st.ctx, st.target.Provider, st.target.Model, u, amount, false, estimated)
 	return res
 }
 

@@ -104,12 +104,20 @@ func (m *Memory) Cache() KV { return m.cache }
 func (m *Memory) Close() error { return nil }
 
 // Admit implements [Store].
-func (m *Memory) Admit(_ context.Context, req *AdmitRequest) (*AdmitResult, error) {
+func (m *Memory) Admit(ctx context.Context, req *AdmitRequest) (*AdmitResult, error) {
 	for i := range req.Checks {
 		if err := validate(&req.Checks[i]); err != nil {
 			return nil, fmt.Errorf("failed to admit: check %d (%s): %w", i, req.Checks[i].Key, err)
 		}
 	}
+	res, err := m.admit(req)
+	if err == nil && req.Peek != "" {
+		res.Peeked, res.PeekFound, res.PeekErr = m.cache.Get(ctx, req.Peek)
+	}
+	return res, err
+}
+
+func (m *Memory) admit(req *AdmitRequest) (*AdmitResult, error) {
 	m.mu.Lock()
 	defer m.mu.Unlock()
 	now := micros(m.clock.Now())
@@ -391,7 +399,15 @@ func (m *Memory) addProgressUsage(p *memProgress, u *UsageRecord) {
 }
 
 // Settle implements [Store].
-func (m *Memory) Settle(_ context.Context, s *Settlement) error {
+func (m *Memory) Settle(ctx context.Context, s *Settlement) error {
+	if p := s.Put; p != nil {
+		p.Err = m.cache.Set(ctx, p.Key, p.Value, p.TTL)
+	}
+	m.settle(s)
+	return nil
+}
+
+func (m *Memory) settle(s *Settlement) {
 	m.mu.Lock()
 	defer m.mu.Unlock()
 	now := micros(m.clock.Now())
@@ -450,13 +466,12 @@ func (m *Memory) Settle(_ context.Context, s *Settlement) error {
 	if p != nil {
 		m.addProgressUsage(p, s.Usage)
 		p.finished, p.exp = true, now+durUS(FinishedTTL)
-		return nil
+		return
 	}
 	if u := s.Usage; u != nil {
 		m.addLedger(u.Org, u)
 		m.addLedger(GlobalTag, u)
 	}
-	return nil
 }
 
 // bucketCorrect moves a bucket's TAT by delta µs; a TAT in the past means a full bucket, so a

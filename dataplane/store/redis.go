@@ -193,11 +193,18 @@ func (r *Redis) Admit(ctx context.Context, req *AdmitRequest) (*AdmitResult, err
 	}
 	res := &AdmitResult{Allowed: true, Results: make([]CheckResult, len(req.Checks))}
 	if len(req.Checks) == 0 {
+		if req.Peek != "" {
+			res.Peeked, res.PeekFound, res.PeekErr = r.kv.Get(ctx, req.Peek)
+		}
 		return res, nil
 	}
 	groups := r.groups(len(req.Checks), func(i int) string { return req.Checks[i].Key })
 	for gi, g := range groups {
-		ok, err := r.admitGroup(ctx, req, g, res.Results)
+		var peek *peekResult
+		if gi == 0 && req.Peek != "" {
+			peek = &peekResult{res: res}
+		}
+		ok, err := r.admitGroup(ctx, req, g, res.Results, peek)
 		if err != nil {
 			r.rollback(ctx, req, groups[:gi], res.Results)
 			return nil, err
@@ -211,7 +218,10 @@ func (r *Redis) Admit(ctx context.Context, req *AdmitRequest) (*AdmitResult, err
 	return res, nil
 }
 
-func (r *Redis) admitGroup(ctx context.Context, req *AdmitRequest, g []int, out []CheckResult) (bool, error) {
+// peekResult receives the cache read that rides along with the first group's script.
+type peekResult struct{ res *AdmitResult }
+
+func (r *Redis) admitGroup(ctx context.Context, req *AdmitRequest, g []int, out []CheckResult, peek *peekResult) (bool, error) {
 	keys := make([]string, 0, 2*len(g))
 	args := make([]any, 0, 2+8*len(g))
 	args = append(args, r.nowArg(), req.ID)
@@ -226,7 +236,30 @@ func (r *Redis) admitGroup(ctx context.Context, req *AdmitRequest, g []int, out 
 		args = append(args, int(c.Kind), c.Limit, durUS(c.Window), c.Burst, c.Cost, shadow,
 			durUS(c.TTL), c.Expire.Milliseconds())
 	}
-	v, err := admitScript.Run(ctx, r.c, keys, args...).Int64Slice()
+	var cmd *redis.Cmd
+	if peek == nil {
+		cmd = admitScript.Run(ctx, r.c, keys, args...)
+	} else {
+		// The cache read goes in the same pipeline: one round trip for limits, budgets and the
+		// response-cache lookup.
+		var get *redis.StringCmd
+		_, _ = r.c.Pipelined(ctx, func(p redis.Pipeliner) error {
+			cmd = admitScript.EvalSha(ctx, p, keys, args...)
+			get = p.Get(ctx, r.kv.prefix+req.Peek)
+			return nil
+		})
+		if err := cmd.Err(); err != nil && redis.HasErrorPrefix(err, "NOSCRIPT") {
+			cmd = admitScript.Eval(ctx, r.c, keys, args...)
+		}
+		val, err := get.Bytes()
+		switch {
+		case err == nil:
+			peek.res.Peeked, peek.res.PeekFound = val, true
+		case !errors.Is(err, redis.Nil):
+			peek.res.PeekErr = fmt.Errorf("failed to read cache entry: %w", err)
+		}
+	}
+	v, err := cmd.Int64Slice()
 	if err != nil {
 		return false, fmt.Errorf("failed to run admit script: %w", err)
 	}
@@ -370,17 +403,35 @@ func (r *Redis) settle(ctx context.Context, s *Settlement, mode string) error {
 		}
 		ledger(call, GlobalTag, u)
 	}
-	if len(order) == 0 {
+	put := s.Put
+	if put != nil {
+		if len(put.Value) > r.kv.maxValue {
+			put.Err = fmt.Errorf("failed to cache %d bytes (bound %d): %w", len(put.Value), r.kv.maxValue, ErrValueTooLarge)
+			put = nil
+		} else if put.TTL <= 0 {
+			put = nil
+		}
+	}
+	if len(order) == 0 && put == nil {
 		return nil
 	}
 	cmds := make([]*redis.Cmd, len(order))
+	var set *redis.StatusCmd
 	_, err := r.c.Pipelined(ctx, func(p redis.Pipeliner) error {
 		for i, tag := range order {
 			sc := calls[tag]
 			cmds[i] = settleScript.EvalSha(ctx, p, sc.keys, sc.args...)
 		}
+		if put != nil {
+			set = p.Set(ctx, r.kv.prefix+put.Key, put.Value, put.TTL)
+		}
 		return nil
 	})
+	if set != nil {
+		if serr := set.Err(); serr != nil {
+			put.Err = fmt.Errorf("failed to write cache entry: %w", serr)
+		}
+	}
 	if err == nil {
 		return nil
 	}

@@ -85,6 +85,21 @@ func TestRedisDecidesEveryLimitAndBudgetOfOneSlotInOneRoundTrip(t *testing.T) {
 	require.NoError(t, st.Settle(t.Context(), settlementFor(id, checks, r)))
 	require.Equal(t, int64(1), hook.n.Load(), "settle with ledger (org and global): one pipeline")
 
+	// With the response cache: the lookup rides with the admission, the write with the settle.
+	hook.n.Store(0)
+	id = storetest.NewID()
+	r, err = st.Admit(t.Context(), &store.AdmitRequest{ID: id, Checks: checks, Peek: "rt-" + id})
+	require.NoError(t, err)
+	require.True(t, r.Allowed)
+	require.False(t, r.PeekFound)
+	require.Equal(t, int64(1), hook.n.Load(), "six checks and a cache lookup: one pipeline")
+	hook.n.Store(0)
+	s := settlementFor(id, checks, r)
+	s.Put = &store.KVPut{Key: "rt-" + id, Value: []byte("reply"), TTL: time.Minute}
+	require.NoError(t, st.Settle(t.Context(), s))
+	require.NoError(t, s.Put.Err)
+	require.Equal(t, int64(1), hook.n.Load(), "settle, ledger and a cache write: one pipeline")
+
 	// A stream: two checkpoints and the final settle of the same admission, one pipeline each
 	// (budgets of {o1}, the org ledger and the global ledger; two slots, pipelined together).
 	id = storetest.NewID()

@@ -101,6 +101,10 @@ type Check struct {
 type AdmitRequest struct {
 	ID     string
 	Checks []Check
+	// Peek, when set, is a key of [Store.Cache] read in the same round trip as the checks, so
+	// that a response-cache lookup costs no round trip of its own. It is read whatever the checks
+	// decide (the caller uses it only once it has passed its own checks).
+	Peek string
 }
 
 // CheckResult is the outcome of one check.
@@ -129,6 +133,11 @@ type AdmitResult struct {
 	// Allowed is true when every non-shadow check allowed; then every allowed check is consumed.
 	Allowed bool
 	Results []CheckResult
+	// Peeked is the value under the request's Peek key, when PeekFound. PeekErr is a failed
+	// read, which never fails the admission: the caller treats it as a miss.
+	Peeked    []byte
+	PeekFound bool
+	PeekErr   error
 }
 
 // SettleOp finishes one check of an admitted request.
@@ -169,6 +178,17 @@ type Settlement struct {
 	// recorded yet (negative when they recorded more), releases what is left of the shrunk
 	// reservations, and marks ID finished so that a late checkpoint charges nothing.
 	Checkpointed bool
+	// Put, when set, is written to [Store.Cache] in the same round trip as the settle.
+	Put *KVPut
+}
+
+// KVPut is a [KV.Set] carried by a [Settlement]. Settle reports a failed (or refused, oversize)
+// write in Err rather than as its own error: the settle itself went through.
+type KVPut struct {
+	Key   string
+	Value []byte
+	TTL   time.Duration
+	Err   error
 }
 
 // ProgressTTL is how long [Store.Checkpoint]'s record of what it charged for an admission lives

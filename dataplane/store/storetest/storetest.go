@@ -516,6 +516,39 @@ var cases = []testCase{
 		require.Equal(t, []byte("reply"), v)
 		require.ErrorIs(t, kv.Set(t.Context(), "big", make([]byte, 65<<20), time.Minute), store.ErrValueTooLarge)
 	}},
+	{"an admission reads the cache key it peeks at, and a settle writes the value it puts", func(t *testing.T, st store.Store, clock *FakeClock) {
+		c := sliding("rl:{o1}:peek", 1, time.Minute, 1)
+		key := "peek-" + NewID()
+		r, err := st.Admit(t.Context(), &store.AdmitRequest{ID: NewID(), Checks: []store.Check{c}, Peek: key})
+		require.NoError(t, err)
+		require.True(t, r.Allowed)
+		require.False(t, r.PeekFound)
+		require.NoError(t, r.PeekErr)
+		put := &store.KVPut{Key: key, Value: []byte("reply"), TTL: time.Minute}
+		require.NoError(t, st.Settle(t.Context(), &store.Settlement{ID: NewID(), Put: put}))
+		require.NoError(t, put.Err)
+
+		// A refused admission still reads the key; so does one without checks.
+		r, err = st.Admit(t.Context(), &store.AdmitRequest{ID: NewID(), Checks: []store.Check{c}, Peek: key})
+		require.NoError(t, err)
+		require.False(t, r.Allowed)
+		require.True(t, r.PeekFound)
+		require.Equal(t, []byte("reply"), r.Peeked)
+		r, err = st.Admit(t.Context(), &store.AdmitRequest{ID: NewID(), Peek: key})
+		require.NoError(t, err)
+		require.True(t, r.PeekFound)
+		require.Equal(t, []byte("reply"), r.Peeked)
+
+		// An oversize value is refused in Err; the settle itself still applies.
+		b := budget("budget:{o1}:peek", 1_000, 100, time.Minute)
+		id := NewID()
+		br := admit(t, st, id, b)
+		big := &store.KVPut{Key: key + "-big", Value: make([]byte, 65<<20), TTL: time.Minute}
+		require.NoError(t, st.Settle(t.Context(), &store.Settlement{ID: id,
+			Ops: []store.SettleOp{{Check: b, Consumed: br.Results[0].Consumed, Actual: 70}}, Put: big}))
+		require.ErrorIs(t, big.Err, store.ErrValueTooLarge)
+		require.Equal(t, store.BudgetState{Spent: 70}, budgetState(t, st, b.Key))
+	}},
 	{"malformed checks are refused with a clear error", func(t *testing.T, st store.Store, clock *FakeClock) {
 		for _, c := range []store.Check{
 			{Kind: store.KindTokenBucket, Key: "rl:{o1}:x", Limit: 0, Window: time.Second, Cost: 1},
