@@ -528,9 +528,8 @@ type ChatStream struct {
 	ended  bool // io.EOF seen
 	err    error
 	done   bool
-	// cpStop ends the checkpointer and cpDone says it has ended; nil when none runs.
-	cpStop chan struct{}
-	cpDone chan struct{}
+	// cp checkpoints the stream while it runs; nil when checkpoints are off.
+	cp *checkpointer
 }
 
 // StartChatStream admits the request and opens the upstream stream (with failover until it is
@@ -570,38 +569,56 @@ func (s *Service) StartChatStream(ctx context.Context, rt *runtime.Runtime, in *
 	// per-model cells would get the checkpoints under one and the remainder under another.
 	c.greq.Provider, c.greq.Model = st.target.Provider, st.target.Model
 	if every := s.d.StreamCheckpointInterval; every > 0 && c.dec != nil {
-		st.cpStop, st.cpDone = make(chan struct{}), make(chan struct{})
-		go st.checkpoints(every)
+		cp := &checkpointer{st: st, every: every}
+		cp.mu.Lock() // a first tick waits until the timer is recorded
+		cp.timer = time.AfterFunc(every, cp.tick)
+		cp.mu.Unlock()
+		st.cp = cp
 	}
 	return st, nil
 }
 
-// checkpoints charges the stream's cost so far every interval in which it grew, off the chunk
+// checkpointer charges a stream's cost so far every interval in which it grew, off the chunk
 // path, until Finish stops it. A replica killed mid-stream has then recorded all but the last
 // interval: the prompt and the output streamed up to the last checkpoint, counted with the
 // tokenizer and priced as the final settle prices them (which later replaces the estimate with
-// the provider's usage, charging only the difference).
-func (st *ChatStream) checkpoints(every time.Duration) {
-	defer close(st.cpDone)
-	tick := time.NewTicker(every)
-	defer tick.Stop()
-	charged := 0 // bytes of raw output the last checkpoint covered
-	var out outputTally
-	for {
-		select {
-		case <-st.cpStop:
-			return
-		case <-tick.C:
-		}
-		st.rawMu.Lock()
-		text := st.raw.String()
-		st.rawMu.Unlock()
-		if len(text) == charged {
-			continue
-		}
-		charged = len(text)
-		st.checkpoint(out.count(st.target.Model, text))
+// the provider's usage, charging only the difference). It runs on a timer rather than a goroutine
+// of its own: a thousand open streams then hold no extra stacks.
+type checkpointer struct {
+	st    *ChatStream
+	every time.Duration
+	timer *time.Timer
+	// mu is held while a checkpoint runs, so stop waits for one in flight; after stop nothing
+	// checkpoints again.
+	mu      sync.Mutex
+	stopped bool
+	charged int // bytes of raw output the last checkpoint covered
+	out     outputTally
+}
+
+func (cp *checkpointer) tick() {
+	cp.mu.Lock()
+	defer cp.mu.Unlock()
+	if cp.stopped {
+		return
 	}
+	st := cp.st
+	st.rawMu.Lock()
+	text := st.raw.String()
+	st.rawMu.Unlock()
+	if len(text) != cp.charged {
+		cp.charged = len(text)
+		st.checkpoint(cp.out.count(st.target.Model, text))
+	}
+	cp.timer.Reset(cp.every)
+}
+
+// stop ends the checkpoints, after the one in flight if any.
+func (cp *checkpointer) stop() {
+	cp.mu.Lock()
+	defer cp.mu.Unlock()
+	cp.stopped = true
+	cp.timer.Stop()
 }
 
 // outputTally counts the tokens of a growing text without recounting all of it every time:
@@ -736,11 +753,10 @@ func (st *ChatStream) Finish() *ChatResult {
 		return st.hit
 	}
 	_ = st.stream.Close()
-	if st.cpStop != nil {
+	if st.cp != nil {
 		// Wait for a checkpoint in flight: the settle below must come after it (the governor
 		// serializes them as well), and nothing may checkpoint once the stream is settled.
-		close(st.cpStop)
-		<-st.cpDone
+		st.cp.stop()
 	}
 	if st.s.d.Metrics != nil {
 		st.s.d.Metrics.StreamsOpen.Dec()
