@@ -15,6 +15,10 @@ type holdResult struct {
 	completed, errs int64
 	ttfb50, ttfb99  time.Duration
 	idleRSS, peak   int64
+	// maxOpen is the most streams seen open at once (first byte received, not ended);
+	// anonAtMax and rssAtMax are the process's RssAnon and VmRSS sampled then.
+	maxOpen             int64
+	anonAtMax, rssAtMax int64
 }
 
 type holdReport struct {
@@ -63,15 +67,36 @@ func holdStreams(ctx context.Context, o options, pm *procs, bins map[string]stri
 		idle := t.statusKB("VmRSS:")
 		t.resetPeak()
 		logf("holding %d streams open through %s for %s", o.holdStreams, t.Name, o.holdFor)
-		// One stream per worker: the cell ends just after the first streams complete.
+		// One stream per worker: the cell ends just after the first streams complete. Meanwhile
+		// sample how many are open and the memory when the most were.
+		hr := holdResult{target: strings.TrimPrefix(t.Name, "slow-"), streams: o.holdStreams, idleRSS: idle}
+		done := make(chan struct{})
+		sampled := make(chan struct{})
+		go func() {
+			defer close(sampled)
+			tick := time.NewTicker(50 * time.Millisecond)
+			defer tick.Stop()
+			for {
+				select {
+				case <-done:
+					return
+				case <-tick.C:
+				}
+				if n := streamsOpen.Load(); n >= hr.maxOpen {
+					hr.maxOpen, hr.anonAtMax, hr.rssAtMax = n, t.statusKB("RssAnon:"), t.statusKB("VmRSS:")
+				}
+			}
+		}()
 		res, err := runGo(ctx, true, t.url, o.holdStreams, o.holdFor+o.holdFor/2, w)
+		close(done)
+		<-sampled
 		if err != nil {
 			return nil, fmt.Errorf("%s: %w", t.Name, err)
 		}
-		name := strings.TrimPrefix(t.Name, "slow-")
-		rep.results = append(rep.results, holdResult{target: name, streams: o.holdStreams, completed: res.requests, errs: res.errors,
-			ttfb50: res.ttfb50, ttfb99: res.ttfb99, idleRSS: idle, peak: t.peakRSS()})
-		logf("    peak RSS %.1f MiB, %d streams completed, %d errors", float64(t.peakRSS())/(1<<20), res.requests, res.errors)
+		hr.completed, hr.errs, hr.ttfb50, hr.ttfb99, hr.peak = res.requests, res.errors, res.ttfb50, res.ttfb99, t.peakRSS()
+		rep.results = append(rep.results, hr)
+		logf("    peak RSS %.1f MiB, at most %d open at once (RSS %.1f MiB, anonymous %.1f MiB then), %d completed, %d errors",
+			float64(hr.peak)/(1<<20), hr.maxOpen, float64(hr.rssAtMax)/(1<<20), float64(hr.anonAtMax)/(1<<20), res.requests, res.errors)
 	}
 	return rep, nil
 }
@@ -79,12 +104,14 @@ func holdStreams(ctx context.Context, o options, pm *procs, bins map[string]stri
 func (r *holdReport) markdown() string {
 	var b strings.Builder
 	fmt.Fprintf(&b, "### %d streams held open at once (mock: 50 chunks over %s)\n\n", r.n, r.hold)
-	b.WriteString("| target | streams completed | errors | TTFB p50 | TTFB p99 | RSS before MiB | peak RSS MiB | per stream KiB |\n|---|---:|---:|---:|---:|---:|---:|---:|\n")
+	b.WriteString("| target | streams completed | errors | most open at once | TTFB p50 | TTFB p99 | RSS before MiB | peak RSS MiB | RSS / anonymous RSS with the most open, MiB | per stream KiB |\n|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|\n")
 	for _, x := range r.results {
 		per := float64(x.peak-x.idleRSS) / 1024 / float64(max(x.streams, 1))
-		fmt.Fprintf(&b, "| %s | %d | %d | %s | %s | %.1f | %.1f | %.0f |\n", x.target, x.completed, x.errs, us(x.ttfb50), us(x.ttfb99),
-			float64(x.idleRSS)/(1<<20), float64(x.peak)/(1<<20), per)
+		fmt.Fprintf(&b, "| %s | %d | %d | %d | %s | %s | %.1f | %.1f | %.1f / %.1f | %.0f |\n", x.target, x.completed, x.errs, x.maxOpen,
+			us(x.ttfb50), us(x.ttfb99), float64(x.idleRSS)/(1<<20), float64(x.peak)/(1<<20),
+			float64(x.rssAtMax)/(1<<20), float64(x.anonAtMax)/(1<<20), per)
 	}
+	b.WriteString("\nRSS counts the pages of the executable that were touched (tens of MiB for the data plane's binary, depending on the page cache); anonymous RSS is the process's own memory.\n")
 	for _, x := range r.results {
 		if strings.HasPrefix(x.target, "dataplane") {
 			ok := "yes"

@@ -176,6 +176,10 @@ func runGo(ctx context.Context, stream bool, base string, c int, d time.Duration
 
 var errCut = errors.New("stream ended without data: [DONE]")
 
+// streamsOpen counts the exchanges that have received their first byte and not yet ended: the
+// hold test reports how many were open at once.
+var streamsOpen atomic.Int64
+
 func exchange(ctx context.Context, client *http.Client, base string, body []byte, stream bool, buf []byte) (time.Time, error) {
 	req, err := http.NewRequestWithContext(ctx, http.MethodPost, base+benchPath, bytes.NewReader(body))
 	if err != nil {
@@ -191,11 +195,17 @@ func exchange(ctx context.Context, client *http.Client, base string, body []byte
 	defer resp.Body.Close()
 	var first time.Time
 	var tailBuf []byte
+	defer func() {
+		if !first.IsZero() {
+			streamsOpen.Add(-1)
+		}
+	}()
 	for {
 		n, rerr := resp.Body.Read(buf)
 		if n > 0 {
 			if first.IsZero() {
 				first = time.Now()
+				streamsOpen.Add(1)
 			}
 			tailBuf = append(tailBuf, buf[:n]...)
 			if len(tailBuf) > 64 {
