@@ -29,13 +29,18 @@ type SSEReader struct {
 	has   bool
 }
 
+// initialLineBuffer is a stream reader's first line buffer: a chunk line is a few hundred bytes,
+// and the scanner grows the buffer (up to the line bound) when one is longer; a thousand open
+// streams each holding 4 KiB would be 4 MiB for nothing.
+const initialLineBuffer = 1 << 10
+
 // NewSSEReader reads events from r; maxLine bounds one line and one event's data (0 = 1 MiB).
 func NewSSEReader(r io.Reader, maxLine int) *SSEReader {
 	if maxLine <= 0 {
 		maxLine = maxLineBytes
 	}
 	sc := bufio.NewScanner(r)
-	sc.Buffer(make([]byte, 0, min(4096, maxLine+2)), maxLine+2)
+	sc.Buffer(make([]byte, 0, min(initialLineBuffer, maxLine+2)), maxLine+2)
 	sc.Split(scanLinesAnyEOL)
 	return &SSEReader{sc: sc, max: maxLine}
 }
@@ -138,7 +143,7 @@ func NewNDJSONReader(r io.Reader, maxLine int) *NDJSONReader {
 		maxLine = maxLineBytes
 	}
 	sc := bufio.NewScanner(r)
-	sc.Buffer(make([]byte, 0, min(4096, maxLine+2)), maxLine+2)
+	sc.Buffer(make([]byte, 0, min(initialLineBuffer, maxLine+2)), maxLine+2)
 	sc.Split(scanLinesAnyEOL)
 	return &NDJSONReader{sc: sc, max: maxLine}
 }
