@@ -85,13 +85,13 @@ func bindJSON(c *gin.Context, v any) bool {
 		apierror.Abort(c, apierror.BadRequest("request body is required"))
 		return false
 	}
-	// The chat requests, decoded on every call, have a fast path for their common shape that
-	// yields exactly what encoding/json would; anything else (errors included) is decoded by
-	// encoding/json, so clients see its values and messages either way.
-	if fd, ok := v.(fastDecoder); ok && fd.decodeFast(body) {
+	// The chat requests, decoded on every call, are decoded by a faster library held to
+	// encoding/json's behaviour (see decodeChat); a body it refuses, and every other body, is
+	// decoded by encoding/json, so clients see its values and messages either way.
+	if decodeChat(body, v) {
 		return true
 	}
-	// Unmarshal (like the fast path) copies every string and json.RawMessage out of body (and
+	// Unmarshal (like decodeChat) copies every string and json.RawMessage out of body (and
 	// our UnmarshalJSON methods copy too), so the buffer can be reused once it returns.
 	if err := json.Unmarshal(body, v); err != nil {
 		apierror.Abort(c, apierror.BadRequest("invalid JSON body: %s", err.Error()))
