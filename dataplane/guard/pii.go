@@ -10,8 +10,9 @@ import (
 	"sync/atomic"
 	"unicode/utf8"
 
-	"github.com/maypok86/otter/v2"
 	"github.com/nyaruka/phonenumbers"
+
+	"github.com/nself-org/ai-orchestration/dataplane/textmemo"
 )
 
 // PII types, as in the /api/ai/moderate contract and AIRoutePolicy guardrails.pii.types.
@@ -106,8 +107,7 @@ type Detector struct {
 	phones     sync.Map // candidate text → phoneInfo
 	phoneCount atomic.Int64
 
-	memo *otter.Cache[memoKey, memoVal] // Redact's results for texts seen before (memo.go)
-	seen *seenOnce                      // which texts the memo admits (admit.go)
+	memo *textmemo.Memo[typeMask, memoVal] // Redact's results for texts seen before (memo.go)
 }
 
 // DetectorOptions configures a [Detector].
@@ -128,7 +128,6 @@ func NewDetector(opts DetectorOptions) *Detector {
 		cc:     phonenumbers.GetCountryCodeForRegion(region),
 		ndd:    phonenumbers.GetNddPrefixForRegion(region, true),
 		memo:   newMemo(),
-		seen:   newSeenOnce(),
 	}
 }
 

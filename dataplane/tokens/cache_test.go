@@ -104,13 +104,12 @@ func TestCountCacheUnderConcurrency(t *testing.T) {
 
 func TestCountCacheAdmitsATextTheSecondTime(t *testing.T) {
 	text := loadText(700, 11) + " admission"
-	key := cacheKey{O200kBase, text}
 	want := countWith(O200kBase, text)
 	require.Equal(t, want, Count("gpt-4o", text))
-	_, ok := countCache.GetIfPresent(key)
+	_, ok := counts.Get(O200kBase, text)
 	require.False(t, ok, "a text seen once is not copied into the cache")
 	require.Equal(t, want, Count("gpt-4o", text))
-	got, ok := countCache.GetIfPresent(key)
+	got, ok := counts.Get(O200kBase, text)
 	require.True(t, ok, "a text seen twice is cached")
 	require.Equal(t, want, got)
 	require.Equal(t, want, Count("gpt-4o", text))

@@ -11,10 +11,10 @@ import (
 	"strings"
 	"sync"
 
-	"github.com/maypok86/otter/v2"
 	"github.com/tiktoken-go/tokenizer"
 
 	"github.com/nself-org/ai-orchestration/dataplane/providers"
+	"github.com/nself-org/ai-orchestration/dataplane/textmemo"
 )
 
 // Encoding names, as OpenAI's tiktoken spells them.
@@ -111,33 +111,14 @@ func EncodingFor(model string) string {
 // Counting was the costliest step of admitting a request (the library's regexp ran at a few
 // MB/s; fast.go counts ~25x faster without allocating), and chat requests resend the same texts
 // every time (a route's fixed system prompt, the whole conversation every turn), so counts of
-// longer texts are remembered per encoding and text. The text itself is the key and is compared
-// in full on a hit, so a hit is never another text's count. The memo is bounded by bytes and
-// evicts by frequency and recency (W-TinyLFU): one-off user messages do not push out the
-// prompts that keep coming back, and a text is only copied into it when it comes a second time.
-const (
-	// cacheMinBytes: shorter texts count in well under a microsecond; a look-up would not pay.
-	cacheMinBytes = 256
-	// cacheMaxBytes bounds the texts held.
-	cacheMaxBytes = 8 << 20
-	// cacheMaxText: larger texts are counted every time rather than evicting many smaller ones.
-	cacheMaxText = 256 << 10
-	// cacheEntryOverhead approximates the bookkeeping of one entry, so that the bound holds even
-	// for texts near cacheMinBytes.
-	cacheEntryOverhead = 96
-)
-
-type cacheKey struct {
-	enc  string
-	text string
-}
-
-// seen admits a text to countCache when it comes a second time (admit.go).
-var seen = newSeenOnce()
-
-var countCache = otter.Must(&otter.Options[cacheKey, int64]{
-	MaximumWeight: cacheMaxBytes,
-	Weigher:       func(k cacheKey, _ int64) uint32 { return uint32(len(k.text) + cacheEntryOverhead) },
+// longer texts are remembered per encoding and text (package textmemo).
+var counts = textmemo.New[string, int64](textmemo.Options[int64]{
+	// Shorter texts count in well under a microsecond; a look-up would not pay.
+	MinText: 256,
+	// Larger texts are counted every time rather than evicting many smaller ones.
+	MaxText:       256 << 10,
+	MaxBytes:      8 << 20,
+	EntryOverhead: 96,
 })
 
 // Count returns the number of tokens of text for model. It never fails: the codec runs with
@@ -147,19 +128,11 @@ func Count(model, text string) int64 {
 		return 0
 	}
 	enc := EncodingFor(model)
-	if len(text) < cacheMinBytes || len(text) > cacheMaxText {
-		return countWith(enc, text)
-	}
-	if n, ok := countCache.GetIfPresent(cacheKey{enc, text}); ok {
+	if n, ok := counts.Get(enc, text); ok {
 		return n
 	}
 	n := countWith(enc, text)
-	if !seen.again(text) {
-		return n
-	}
-	// The text is copied: the caller's string may share memory with a whole request body that
-	// the cache must not keep alive.
-	countCache.Set(cacheKey{enc, strings.Clone(text)}, n)
+	counts.Offer(enc, text, n)
 	return n
 }
 
