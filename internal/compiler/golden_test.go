@@ -138,6 +138,20 @@ func TestLoadDirRefusesAMissingFolder(t *testing.T) {
 	require.ErrorContains(t, err, "failed to read manifest folder")
 }
 
+// A file listed but gone when read (removed while the folder is edited or synced) is not part of
+// the folder any more: the load goes on without it. A dangling link is listed and cannot be opened,
+// which is that moment held still.
+func TestLoadDirSkipsAFileRemovedWhileLoading(t *testing.T) {
+	dir := t.TempDir()
+	src, err := os.ReadFile(filepath.Join(samplesDir, "ai_v1alpha1_aiprovider_mock.yaml"))
+	require.NoError(t, err)
+	require.NoError(t, os.WriteFile(filepath.Join(dir, "provider.yaml"), src, 0o600))
+	require.NoError(t, os.Symlink(filepath.Join(dir, "gone.yaml"), filepath.Join(dir, "route.yaml")))
+	in, err := LoadDir(dir)
+	require.NoError(t, err)
+	require.Len(t, in.Providers, 1)
+}
+
 // FuzzCompileYAML feeds arbitrary manifest text through decoding and compilation: neither may
 // panic, and whatever compiles must compile to the same sealed snapshot twice.
 func FuzzCompileYAML(f *testing.F) {

@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"io/fs"
 	"os"
 	"path/filepath"
 	"slices"
@@ -46,6 +47,11 @@ func LoadDir(dir string) (Input, error) {
 		}
 		path := filepath.Join(dir, e.Name())
 		data, err := readBounded(path)
+		if errors.Is(err, fs.ErrNotExist) {
+			// Removed between the listing and the read (a folder being edited, a GitOps sync
+			// swapping files): the folder no longer holds it, so neither does the snapshot.
+			continue
+		}
 		if err != nil {
 			return Input{}, err
 		}
