@@ -4,6 +4,7 @@ import (
 	"context"
 	"crypto/sha256"
 	"encoding/hex"
+	"errors"
 	"fmt"
 	"io/fs"
 	"log/slog"
@@ -209,6 +210,9 @@ func Fingerprint(dir string) (string, error) {
 	sum := sha256.New()
 	for _, f := range files {
 		b, err := os.ReadFile(f)
+		if errors.Is(err, fs.ErrNotExist) {
+			continue // removed since the listing: no longer part of the folder
+		}
 		if err != nil {
 			return "", fmt.Errorf("failed to read manifest %s: %w", f, err)
 		}

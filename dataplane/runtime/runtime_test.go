@@ -171,3 +171,16 @@ func TestWatchDirReloadsChangedManifestsAndKeepsServingOnBrokenOnes(t *testing.T
 	require.Eventually(t, func() bool { return reply() == "v3" }, 2*time.Second, 5*time.Millisecond)
 	require.Empty(t, h.Status().LastError, "a good load clears the error")
 }
+
+// A manifest listed but gone when read (removed while the folder is edited) is left out of the
+// fingerprint rather than failing it: a dangling link holds that moment still.
+func TestFingerprintSkipsAFileRemovedWhileHashing(t *testing.T) {
+	dir := t.TempDir()
+	require.NoError(t, os.WriteFile(filepath.Join(dir, "a.yaml"), []byte("kind: x\n"), 0o600))
+	before, err := runtime.Fingerprint(dir)
+	require.NoError(t, err)
+	require.NoError(t, os.Symlink(filepath.Join(dir, "gone.yaml"), filepath.Join(dir, "b.yaml")))
+	after, err := runtime.Fingerprint(dir)
+	require.NoError(t, err)
+	require.Equal(t, before, after)
+}
