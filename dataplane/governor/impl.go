@@ -480,8 +480,12 @@ func (g *gov) Checkpoint(ctx context.Context, req *Request, t *Ticket, c Charge)
 	}
 	s := &store.Settlement{ID: t.ID, Checkpointed: true}
 	for i := range ts.checks {
-		if ts.meta[i].budget != nil {
+		switch {
+		case ts.meta[i].budget != nil:
 			s.Ops = append(s.Ops, store.SettleOp{Check: ts.checks[i], Consumed: ts.consumed[i], Actual: int64(c.Cost)})
+		case ts.checks[i].Kind == store.KindConcurrency && ts.consumed[i]:
+			// Renewed by the checkpoint: a stream longer than the reservation TTL keeps its slot.
+			s.Ops = append(s.Ops, store.SettleOp{Check: ts.checks[i], Consumed: true, Actual: ts.checks[i].Cost})
 		}
 	}
 	s.Usage = &store.UsageRecord{

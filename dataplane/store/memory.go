@@ -357,11 +357,26 @@ func (m *Memory) Checkpoint(_ context.Context, s *Settlement) error {
 	p.exp = now + durUS(ProgressTTL)
 	for i := range s.Ops {
 		op := &s.Ops[i]
+		if op.Kind == KindConcurrency && op.Consumed && op.TTL > 0 {
+			// A running call keeps its slot: renewed for another TTL (never shortened).
+			if holders := m.slots[op.Key]; holders != nil {
+				if exp, ok := holders[s.ID]; ok && exp > now {
+					holders[s.ID] = max(exp, now+durUS(op.TTL))
+				}
+			}
+			continue
+		}
 		if op.Kind != KindBudget {
 			continue
 		}
 		b := m.budget(op.Key, now)
 		if r, ok := b.res[s.ID]; ok && op.Consumed {
+			// A running call keeps what is left of its reservation for another TTL (a stream
+			// longer than the TTL would otherwise free headroom it may still spend).
+			if op.TTL > 0 {
+				r.exp = max(r.exp, now+durUS(op.TTL))
+				b.res[s.ID] = r
+			}
 			// The reservation shrinks by what was charged, never below zero and never back up.
 			if left := max(0, op.Cost-op.Actual); left < r.amount {
 				b.reserved -= r.amount - left

@@ -368,7 +368,7 @@ func (r *Redis) settle(ctx context.Context, s *Settlement, mode string) error {
 	}
 	for i := range s.Ops {
 		op := &s.Ops[i]
-		if mode == settleCheckpoint && op.Kind != KindBudget {
+		if mode == settleCheckpoint && op.Kind != KindBudget && op.Kind != KindConcurrency {
 			continue
 		}
 		k1, k2 := r.keys(&op.Check)
@@ -382,7 +382,13 @@ func (r *Redis) settle(ctx context.Context, s *Settlement, mode string) error {
 				call(op.Key).op("2", k1, k2, op.Cost, op.Actual)
 			}
 		case KindConcurrency:
-			if op.Consumed {
+			switch {
+			case !op.Consumed:
+			case mode == settleCheckpoint:
+				if op.TTL > 0 {
+					call(op.Key).op("8", k1, k2, durUS(op.TTL))
+				}
+			default:
 				call(op.Key).op("3", k1, k2)
 			}
 		case KindBudget:
@@ -390,7 +396,7 @@ func (r *Redis) settle(ctx context.Context, s *Settlement, mode string) error {
 			if op.Consumed {
 				consumed = "1"
 			}
-			call(op.Key).op("4", k1, k2, consumed, op.Cost, op.Actual, op.Expire.Milliseconds())
+			call(op.Key).op("4", k1, k2, consumed, op.Cost, op.Actual, op.Expire.Milliseconds(), durUS(op.TTL))
 		}
 	}
 	if u := s.Usage; u != nil {

@@ -6,10 +6,11 @@
 --   1 bucket correct:  limit, window_us, delta_units          (k1 = TAT)
 --   2 sliding correct: cost, actual                            (k1 = log zset, k2 = sum)
 --   3 release slot:    (none)                                  (k1 = holders zset)
---   4 budget:          consumed, cost, actual, expire_ms       (k1 = hash, k2 = reservations)
+--   4 budget:          consumed, cost, actual, expire_ms, ttl_us (k1 = hash, k2 = reservations)
 --   5 ledger add:      expire_ms, field, incr, field, incr...  (k1 = hash)
 --   6 progress:        mode, ttl_ms                            (k1 = progress hash of this id)
 --   7 ledger total:    expire_ms, pfield, requests, tokens, cost, cell prefix...  (k1 = hash)
+--   8 renew slot:      ttl_us                                  (k1 = holders zset; checkpoints)
 --
 -- Op 6, when present, comes first and makes amounts totals since admission: mode "c" (a
 -- checkpoint) or "f" (the final settle of a checkpointed admission). The progress hash remembers,
@@ -17,7 +18,9 @@
 -- per ledger ("l" .. tag) the requests, tokens and cost recorded so far; each op charges the
 -- difference, so a repeated checkpoint charges nothing. "f" marks the hash done (a tombstone for
 -- ttl_ms): a checkpoint arriving later returns before touching anything. In "c" mode a budget op
--- charges spend and shrinks the reservation by the same amount instead of releasing it.
+-- charges spend and shrinks the reservation by the same amount instead of releasing it, and
+-- renews what is left of it (and, op 8, the call's concurrency slot) for another ttl: a call that
+-- is still running keeps its headroom however long it runs.
 local function num(x) return string.format('%.0f', x) end
 local function exact(x) return string.format('%.17g', x) end
 
@@ -66,15 +69,21 @@ while a <= #ARGV do
       if mode == 'c' then
         local left = cost - actual
         if left < 0 then left = 0 end
-        if left < cur then
-          local score = redis.call('ZSCORE', k2, id .. ':' .. num(cur))
-          if score then
-            redis.call('ZREM', k2, id .. ':' .. num(cur))
+        local member = id .. ':' .. num(cur)
+        local score = redis.call('ZSCORE', k2, member)
+        if score then
+          local exp = tonumber(score)
+          local ttl = tonumber(ARGV[p + 4] or '0')
+          if ttl > 0 and now + ttl > exp then exp = now + ttl end
+          if left < cur then
+            redis.call('ZREM', k2, member)
             redis.call('HINCRBY', k1, 'res', num(left - cur))
-            if left > 0 then redis.call('ZADD', k2, score, id .. ':' .. num(left)) end
+            if left > 0 then redis.call('ZADD', k2, num(exp), id .. ':' .. num(left)) end
+          elseif exp ~= tonumber(score) then
+            redis.call('ZADD', k2, num(exp), member)
           end
-          redis.call('HSET', prog, rf, num(left))
         end
+        if left < cur then redis.call('HSET', prog, rf, num(left)) end
       elseif redis.call('ZREM', k2, id .. ':' .. num(cur)) == 1 then
         redis.call('HINCRBY', k1, 'res', num(-cur))
       end
@@ -97,6 +106,14 @@ while a <= #ARGV do
       redis.call('HINCRBY', k1, ARGV[j], ARGV[j + 1])
     end
     redis.call('PEXPIRE', k1, ARGV[p])
+  elseif kind == 8 then
+    local score = redis.call('ZSCORE', k1, id)
+    local exp = now + tonumber(ARGV[p])
+    if score and tonumber(score) > now and exp > tonumber(score) then
+      redis.call('ZADD', k1, num(exp), id)
+      local ms = math.floor((exp - now) / 1000) + 1000
+      if redis.call('PTTL', k1) < ms then redis.call('PEXPIRE', k1, num(ms)) end
+    end
   elseif kind == 6 then
     prog, mode, progttl = k1, ARGV[p], ARGV[p + 1]
     if mode == 'c' and redis.call('HGET', prog, 'done') then return 0 end

@@ -280,10 +280,12 @@ type Store interface {
 	// what changed since the last one the store applied: what it charges is exact even when a reply
 	// was lost. Each budget's spend grows by the change and its reservation for s.ID shrinks by the
 	// same amount (never below zero, never growing back), so spent + reserved stays what admission
-	// decided while the call keeps within its worst case; the reservation otherwise stays until
-	// Settle (with [Settlement.Checkpointed]) or its TTL. Ops of other kinds are ignored: token
-	// limits are corrected and concurrency slots released once, at Settle. A checkpoint after the
-	// final settle charges nothing.
+	// decided while the call keeps within its worst case; what is left of the reservation is
+	// renewed for its check's TTL, and so is a consumed concurrency slot, so a call still running
+	// keeps its headroom and its slot however long it runs. They stay until Settle (with
+	// [Settlement.Checkpointed]) or, once checkpoints stop (a killed replica), their TTL. Ops of
+	// other kinds are ignored: token limits are corrected and slots released once, at Settle. A
+	// checkpoint after the final settle charges nothing.
 	Checkpoint(ctx context.Context, s *Settlement) error
 	// Budgets reads the state of budget keys (same order as keys).
 	Budgets(ctx context.Context, keys []string) ([]BudgetState, error)

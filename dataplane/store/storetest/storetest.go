@@ -516,6 +516,28 @@ var cases = []testCase{
 		require.Equal(t, []byte("reply"), v)
 		require.ErrorIs(t, kv.Set(t.Context(), "big", make([]byte, 65<<20), time.Minute), store.ErrValueTooLarge)
 	}},
+	{"checkpoints renew a running call's reservation and concurrency slot for another TTL", func(t *testing.T, st store.Store, clock *FakeClock) {
+		const key = "budget:{o1}:ns/o:o1:daily:renew"
+		b := budget(key, 10_000, 4_000, time.Minute)
+		conc := store.Check{Kind: store.KindConcurrency, Key: "rl:{o1}:renew", Limit: 1, Cost: 1, TTL: time.Minute}
+		id := NewID()
+		r := admit(t, st, id, b, conc)
+		require.True(t, r.Allowed)
+		for range 3 { // the call runs three minutes, three times its TTL
+			clock.Advance(50 * time.Second)
+			require.NoError(t, st.Checkpoint(t.Context(), progress(id, r, []int64{1_000, 1}, nil, b, conc)))
+		}
+		clock.Advance(50 * time.Second) // 200 s after admission, 50 s after the last checkpoint
+		require.Equal(t, store.BudgetState{Spent: 1_000, Reserved: 3_000}, budgetState(t, st, key), "the reservation is still held")
+		require.False(t, admit(t, st, NewID(), conc).Allowed, "the slot is still held")
+
+		clock.Advance(11 * time.Second) // the call stopped checkpointing (killed): both expire a TTL after the last
+		require.Equal(t, store.BudgetState{Spent: 1_000}, budgetState(t, st, key))
+		id2 := NewID()
+		r2 := admit(t, st, id2, conc)
+		require.True(t, r2.Allowed, "the slot expired")
+		settle(t, st, id2, r2, []int64{1}, conc)
+	}},
 	{"an admission reads the cache key it peeks at, and a settle writes the value it puts", func(t *testing.T, st store.Store, clock *FakeClock) {
 		c := sliding("rl:{o1}:peek", 1, time.Minute, 1)
 		key := "peek-" + NewID()
