@@ -50,9 +50,19 @@ check: manifests generate apidoc ## Fail when generated files differ from what i
 .PHONY: test
 test: manifests generate vet envtest test-go test-ts ## Run every test (envtest control plane and redis-server are built/started by hack scripts).
 
+# Suites that assert wall-clock contracts (a budget set through the API is enforced within 2 s,
+# a CR change reaches the data plane within 2 s, replicas killed and restarted) each run whole
+# control planes or replica sets. They run after the rest, one package at a time, so that on a
+# small machine they do not measure each other's load.
+TIMED_PKGS := ./controllers/... ./internal/budgetwriter/e2e/... ./test/...
+
 .PHONY: test-go
 test-go: envtest ## Run the Go tests: unit, envtest controllers and CEL, data plane, end to end (real redis-server).
-	KUBEBUILDER_ASSETS="$$(hack/envtest.sh)" hack/with-redis.sh go test $(GOTEST_FLAGS) ./...
+	KUBEBUILDER_ASSETS="$$(hack/envtest.sh)" hack/with-redis.sh bash -c '\
+		set -e; \
+		timed=$$(go list $(TIMED_PKGS)); \
+		go test $(GOTEST_FLAGS) $$(go list ./... | grep -vxF "$$timed"); \
+		go test -p 1 $(GOTEST_FLAGS) $$timed'
 
 .PHONY: test-ts
 test-ts: ## Run the TypeScript client's tests (node's test runner) against a real data plane.
