@@ -279,18 +279,20 @@ func spaces(s string, i, w0 int) (end int, match bool) {
 	return runEnd, true // \s+
 }
 
-// letterRun matches \p{L}+ at s[j:], returning its end (j when nothing matched).
-func letterRun(s string, j int) int {
-	k := j
+// runOf returns the end of the run of runes of class mask that starts at s[k:] (k when none).
+func runOf(s string, k int, mask uint8) int {
 	for k < len(s) {
 		c, w := at(s, k)
-		if c&clLetter == 0 {
+		if c&mask == 0 {
 			break
 		}
 		k += w
 	}
 	return k
 }
+
+// letterRun matches \p{L}+ at s[j:], returning its end (j when nothing matched).
+func letterRun(s string, j int) int { return runOf(s, j, clLetter) }
 
 // letters1 matches [U]*[L]+ at s[j:] (U, L: the upper and lower classes), returning its end or -1.
 func letters1(s string, j int) int {
@@ -308,15 +310,7 @@ func letters1(s string, j int) int {
 	}
 	if k < len(s) {
 		if c, _ := at(s, k); c&clLower != 0 {
-			// [L]+ takes the greedy run after the greedy [U]*.
-			for k < len(s) {
-				c, w := at(s, k)
-				if c&clLower == 0 {
-					break
-				}
-				k += w
-			}
-			return k
+			return runOf(s, k, clLower) // [L]+ takes the greedy run after the greedy [U]*
 		}
 	}
 	// Backtrack: [U]* gives back runes until one that is also in L can start [L]+; the rune
@@ -329,25 +323,11 @@ func letters1(s string, j int) int {
 
 // letters2 matches [U]+[L]* at s[j:], returning its end or -1.
 func letters2(s string, j int) int {
-	k := j
-	for k < len(s) {
-		c, w := at(s, k)
-		if c&clUpper == 0 {
-			break
-		}
-		k += w
-	}
+	k := runOf(s, j, clUpper)
 	if k == j {
 		return -1
 	}
-	for k < len(s) {
-		c, w := at(s, k)
-		if c&clLower == 0 {
-			break
-		}
-		k += w
-	}
-	return k
+	return runOf(s, k, clLower)
 }
 
 // symbols matches [^\s\p{L}\p{N}]+ at s[j:], returning its end (j when nothing matched).
