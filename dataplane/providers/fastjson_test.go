@@ -3,11 +3,12 @@ package providers
 import (
 	"bytes"
 	"encoding/json"
-	"strings"
 	"testing"
 
 	gojson "github.com/goccy/go-json"
 	"github.com/stretchr/testify/require"
+
+	"github.com/nself-org/ai-orchestration/dataplane/internal/jsondiff"
 )
 
 // openAIReply is a chat.completion as OpenAI sends it today, with the fields we ignore.
@@ -68,19 +69,9 @@ var replyCases = []string{
 	`{"choices":[{"message":{"content":"a"}`, `<html>bad gateway</html>`, `null`, ``, `{"x":"\0"}`, `{"id":"a"} {}`, "{\"id\":\"\xc3\"}",
 }
 
-// replyValues are JSON values, valid and not, each put in every position of replyBodies.
-var replyValues = []string{
-	`{}`, `[]`, `0`, `-0`, `1`, `1.5e-3`, `1e2`, `1.0`, `9223372036854775807`, `9223372036854775808`, `-9223372036854775809`,
-	`1e999`, `true`, `false`, `null`, `""`, `{"a":[1,{"b":null}],"c":"d\u00e9\n"}`, ` [ 1 , 2 ] `, `[null]`, `[{}]`,
-	`"\ud83d\ude00 \ud800 \udc00x \ud800\u0041 \/\b\f\r\t\"\\"`, `"é中😀"`, `"a\u0000b"`, `"<&>"`,
-	``, `{`, `[1,]`, `{"a":1,}`, `{"a" 1}`, `{1:2}`, `01`, `1.`, `-`, `+1`, `tru`, `nul`, `"a`, `"\x"`, `"\u12"`,
-	"\"a\nb\"", `[1 2]`, `NaN`, "\"\xff\"", "\"\xed\xa0\x80\"", "\"a\xe2\x82\"",
-	strings.Repeat(`[`, 100) + strings.Repeat(`]`, 100), strings.Repeat(`[`, 10001) + strings.Repeat(`]`, 10001),
-}
-
 func replyBodies() []string {
 	out := append([]string(nil), replyCases...)
-	for _, v := range replyValues {
+	for _, v := range jsondiff.Values {
 		for _, k := range []string{"id", "model", "choices", "usage", "error", "x"} {
 			out = append(out, `{"`+k+`":`+v+`}`)
 		}
@@ -117,13 +108,7 @@ func requireLikeEncodingJSON[T any](t *testing.T, body []byte) {
 	for i := range dup {
 		dup[i] = 'x' // the reply buffer is pooled and the stream buffer reused
 	}
-	require.Equal(t, want, got, "the library decoded %q differently", body)
-	// Equal cannot tell -0 from 0; their encodings differ.
-	wantJSON, err := json.Marshal(want)
-	require.NoError(t, err)
-	gotJSON, err := json.Marshal(got)
-	require.NoError(t, err)
-	require.Equal(t, string(wantJSON), string(gotJSON), "the library decoded %q differently", body)
+	jsondiff.RequireSameValue(t, want, got, body)
 }
 
 func TestReplyDecodingIsEncodingJSONs(t *testing.T) {
