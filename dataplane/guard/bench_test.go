@@ -2,29 +2,16 @@ package guard
 
 import (
 	"strconv"
-	"strings"
 	"testing"
 
 	"github.com/nself-org/ai-orchestration/dataplane/config"
+
+	"github.com/nself-org/ai-orchestration/internal/loadtext"
 )
 
-// loadWords and loadText mirror hack/bench's workload: plain prose, a fixed 1 KiB system
-// message and a 512 B user message made unique per request.
-var loadWords = strings.Fields(`the quarterly report shows revenue growth across all regions while operating costs
-remained stable please summarize the key findings for the board and list three risks that could affect
-next quarter including supply chain delays currency movements and hiring plans answer in plain english
-with short paragraphs and cite the relevant section numbers where possible`)
-
-func loadText(n, seed int) string {
-	var b strings.Builder
-	for i := seed; b.Len() < n; i++ {
-		if b.Len() > 0 {
-			b.WriteByte(' ')
-		}
-		b.WriteString(loadWords[(i*7)%len(loadWords)])
-	}
-	return b.String()[:n]
-}
+// loadText is the load harness's prose (hack/bench): a fixed 1 KiB system message and a
+// 512 B user message made unique per request.
+func loadText(n, seed int) string { return loadtext.Prose(n, seed) }
 
 var (
 	loadSystem = loadText(1024, 0)

@@ -15,6 +15,8 @@ import (
 	"sync"
 	"sync/atomic"
 	"time"
+
+	"github.com/nself-org/ai-orchestration/internal/loadtext"
 )
 
 // Request shape shared by every target: the same bytes go to the mock, the floor and the data
@@ -36,26 +38,10 @@ type workload struct {
 	filler string
 }
 
-var words = strings.Fields(`the quarterly report shows revenue growth across all regions while operating costs
-remained stable please summarize the key findings for the board and list three risks that could affect
-next quarter including supply chain delays currency movements and hiring plans answer in plain english
-with short paragraphs and cite the relevant section numbers where possible`)
-
-func text(n int, seed int) string {
-	var b strings.Builder
-	for i := seed; b.Len() < n; i++ {
-		if b.Len() > 0 {
-			b.WriteByte(' ')
-		}
-		b.WriteString(words[(i*7)%len(words)])
-	}
-	return b.String()[:n]
-}
-
 func newWorkload(systemBytes, promptBytes int) *workload {
 	return &workload{
-		system: text(max(systemBytes, 1), 0),
-		filler: text(max(promptBytes-32, 1), 3),
+		system: loadtext.Prose(max(systemBytes, 1), 0),
+		filler: loadtext.Prose(max(promptBytes-32, 1), 3),
 	}
 }
 
