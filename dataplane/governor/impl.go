@@ -78,6 +78,69 @@ type gov struct {
 	indexes atomic.Pointer[budgetIndex]
 	// local is true for the in-memory store, which never blocks on I/O: no timeout context needed.
 	local bool
+	// periods caches the current budget period per zone and period kind (see [gov.period]).
+	periodsMu sync.RWMutex
+	periods   map[periodKey]periodBounds
+	// allowed caches the "allowed" counter of each rate limit (by route and limit name), so that
+	// the common outcome costs neither a label string nor a lookup of the vector.
+	allowedMu sync.RWMutex
+	allowed   map[limitName]prometheus.Counter
+}
+
+type periodKey struct {
+	loc    *time.Location
+	period string
+}
+
+type periodBounds struct {
+	// day is the local date the bounds were computed for: [PeriodBounds] depends on nothing else.
+	day        int64
+	start, end time.Time
+	label      string
+}
+
+type limitName struct{ route, name string }
+
+// period returns [PeriodBounds] of now, reusing the last answer for the same zone, period kind
+// and local date: computing it (two dates and a formatted label) was a good part of admitting a
+// request, and PeriodBounds depends on now only through its local date.
+func (g *gov) period(now time.Time, loc *time.Location, period string) (start, end time.Time, label string) {
+	y, m, d := now.In(loc).Date()
+	day := int64(y)<<9 | int64(m)<<5 | int64(d)
+	k := periodKey{loc, period}
+	g.periodsMu.RLock()
+	p, ok := g.periods[k]
+	g.periodsMu.RUnlock()
+	if ok && p.day == day {
+		return p.start, p.end, p.label
+	}
+	p.day = day
+	p.start, p.end, p.label = PeriodBounds(now, loc, period)
+	g.periodsMu.Lock()
+	if g.periods == nil {
+		g.periods = map[periodKey]periodBounds{}
+	}
+	g.periods[k] = p
+	g.periodsMu.Unlock()
+	return p.start, p.end, p.label
+}
+
+// limitAllowed counts an allowed rate-limit decision.
+func (g *gov) limitAllowed(route, name string) {
+	k := limitName{route, name}
+	g.allowedMu.RLock()
+	c, ok := g.allowed[k]
+	g.allowedMu.RUnlock()
+	if !ok {
+		c = g.m.LimiterDecisions.WithLabelValues(route+"/"+name, "allowed")
+		g.allowedMu.Lock()
+		if g.allowed == nil {
+			g.allowed = map[limitName]prometheus.Counter{}
+		}
+		g.allowed[k] = c
+		g.allowedMu.Unlock()
+	}
+	c.Inc()
 }
 
 // New returns a Governor over st.
@@ -138,6 +201,15 @@ type ticketState struct {
 	checkpointed bool
 }
 
+// storeCtx bounds a store call by timeout. The in-memory store never blocks on I/O, so it gets
+// ctx as it is: no timer and no context to allocate per call.
+func (g *gov) storeCtx(ctx context.Context, timeout time.Duration) (context.Context, context.CancelFunc) {
+	if g.local {
+		return ctx, func() {}
+	}
+	return context.WithTimeout(ctx, timeout)
+}
+
 func (g *gov) newID() string {
 	return g.idPfx + strconv.FormatUint(g.idSeq.Add(1), 36)
 }
@@ -147,24 +219,27 @@ func tagFor(id string) string { return "{" + id + "}" }
 // userTag is the hash tag of a user's own keys (per-user limits and user budgets). It names the
 // user alone, not the org, so that a user is one subject whatever orgId a request carries: a
 // per-user limit or a user budget cannot be multiplied by sending other orgs.
-func userTag(user string) string { return "u:" + user }
+func userTag(user string) string { return userTagPrefix + user }
 
-// rateSubject returns the subject and hash tag of a rate limit's dimension; ok is false when the
-// request has no value for it (e.g. no API key), in which case the limit does not apply.
-func rateSubject(per string, req *Request) (subject, tag string, ok bool) {
+const userTagPrefix = "u:"
+
+// rateSubject returns the subject and hash tag (tagPfx + tag) of a rate limit's dimension; ok is
+// false when the request has no value for it (e.g. no API key), in which case the limit does not
+// apply. The tag comes in two parts so that the key is built in one allocation.
+func rateSubject(per string, req *Request) (subject, tagPfx, tag string, ok bool) {
 	switch per {
 	case config.PerUser:
-		return req.User, userTag(req.User), req.User != ""
+		return req.User, userTagPrefix, req.User, req.User != ""
 	case config.PerOrg:
-		return req.Org, req.Org, req.Org != ""
+		return req.Org, "", req.Org, req.Org != ""
 	case config.PerAPIKey:
-		return req.APIKey, store.GlobalTag, req.APIKey != ""
+		return req.APIKey, "", store.GlobalTag, req.APIKey != ""
 	case config.PerModel:
-		return req.Model, store.GlobalTag, req.Model != ""
+		return req.Model, "", store.GlobalTag, req.Model != ""
 	case config.PerGlobal:
-		return "*", store.GlobalTag, true
+		return "*", "", store.GlobalTag, true
 	}
-	return "", "", false
+	return "", "", "", false
 }
 
 // Admit implements [Governor].
@@ -174,15 +249,27 @@ func (g *gov) Admit(ctx context.Context, snap *config.Snapshot, req *Request) (*
 	}
 	now := g.opts.Clock.Now()
 	ts := &ticketState{}
+	var budgets []*config.Budget
+	if snap != nil {
+		budgets = g.index(snap).applicable(req.Identity)
+	}
+	// Sized up front: a request's checks are its route's limits and its budgets' periods.
+	n := 0
+	if req.Route != nil {
+		n = len(req.Route.RateLimits)
+	}
+	for _, b := range budgets {
+		n += len(b.Limits)
+	}
+	ts.checks = make([]store.Check, 0, n)
+	ts.meta = make([]checkMeta, 0, n)
 	if req.Route != nil {
 		for i := range req.Route.RateLimits {
 			g.addRateLimit(ts, req.Route.Name, &req.Route.RateLimits[i], req)
 		}
 	}
-	if snap != nil {
-		for _, b := range g.index(snap).applicable(req.Identity) {
-			g.addBudget(ts, b, req, now)
-		}
+	for _, b := range budgets {
+		g.addBudget(ts, b, req, now)
 	}
 	id := g.newID()
 	dec := &Decision{Ticket: &Ticket{ID: id, state: ts}}
@@ -191,16 +278,9 @@ func (g *gov) Admit(ctx context.Context, snap *config.Snapshot, req *Request) (*
 		return dec, nil
 	}
 
-	var res *store.AdmitResult
-	var err error
-	areq := &store.AdmitRequest{ID: id, Checks: ts.checks, Peek: req.CachePeek}
-	if g.local {
-		res, err = g.st.Admit(ctx, areq)
-	} else {
-		sctx, cancel := context.WithTimeout(ctx, g.opts.AdmitTimeout)
-		res, err = g.st.Admit(sctx, areq)
-		cancel()
-	}
+	sctx, cancel := g.storeCtx(ctx, g.opts.AdmitTimeout)
+	res, err := g.st.Admit(sctx, &store.AdmitRequest{ID: id, Checks: ts.checks, Peek: req.CachePeek})
+	cancel()
 	if err != nil {
 		dec.CacheErr = err
 		if len(ts.checks) == 0 {
@@ -230,16 +310,16 @@ func (g *gov) Admit(ctx context.Context, snap *config.Snapshot, req *Request) (*
 			}
 			continue
 		}
-		name := m.route + "/" + m.rl.Name
 		state := RateLimitState{Name: m.rl.Name, Limit: c.Limit, Remaining: r.Remaining, Reset: r.Reset}
 		switch {
 		case r.Allowed:
-			g.m.LimiterDecisions.WithLabelValues(name, "allowed").Inc()
+			g.limitAllowed(m.route, m.rl.Name)
 		case c.Shadow:
+			name := m.route + "/" + m.rl.Name
 			g.m.LimiterDecisions.WithLabelValues(name, "shadow_limited").Inc()
 			g.log.DebugContext(ctx, "shadow rate limit would refuse", "limit", name, "retryAfter", r.RetryAfter)
 		default:
-			g.m.LimiterDecisions.WithLabelValues(name, "limited").Inc()
+			g.m.LimiterDecisions.WithLabelValues(m.route+"/"+m.rl.Name, "limited").Inc()
 			state.Remaining = 0
 			if rateDenial == nil || r.RetryAfter > rateDenial.RetryAfter {
 				rateDenial = &DeniedError{Kind: DeniedByRateLimit, Name: m.rl.Name, RetryAfter: r.RetryAfter,
@@ -268,7 +348,7 @@ func (g *gov) Admit(ctx context.Context, snap *config.Snapshot, req *Request) (*
 }
 
 func (g *gov) addRateLimit(ts *ticketState, route string, rl *config.RateLimit, req *Request) {
-	subject, tag, ok := rateSubject(rl.Per, req)
+	subject, tagPfx, tag, ok := rateSubject(rl.Per, req)
 	if !ok {
 		return
 	}
@@ -280,7 +360,7 @@ func (g *gov) addRateLimit(ts *ticketState, route string, rl *config.RateLimit, 
 		return
 	}
 	c := store.Check{
-		Key:    g.opts.KeyPrefix + ":rl:" + tagFor(tag) + ":" + route + ":" + rl.Name + ":" + rl.Per + ":" + subject,
+		Key:    g.opts.KeyPrefix + ":rl:{" + tagPfx + tag + "}:" + route + ":" + rl.Name + ":" + rl.Per + ":" + subject,
 		Limit:  units,
 		Window: rl.Window,
 		Burst:  rl.Burst,
@@ -307,13 +387,13 @@ func (g *gov) addRateLimit(ts *ticketState, route string, rl *config.RateLimit, 
 }
 
 func (g *gov) addBudget(ts *ticketState, b *config.Budget, req *Request, now time.Time) {
-	subject, tag := budgetSubject(b, req.Identity)
+	subject, tagPfx, tag := budgetSubjectParts(b, req.Identity)
 	loc := location(b.TimeZone)
 	for _, l := range b.Limits {
-		_, end, label := PeriodBounds(now, loc, l.Period)
+		_, end, label := g.period(now, loc, l.Period)
 		ts.checks = append(ts.checks, store.Check{
 			Kind:   store.KindBudget,
-			Key:    g.budgetKey(tag, b.Name, subject, l.Period, label),
+			Key:    g.opts.KeyPrefix + ":budget:{" + tagPfx + tag + "}:" + b.Name + ":" + subject + ":" + l.Period + ":" + label,
 			Limit:  int64(l.Limit),
 			Cost:   int64(max(0, req.WorstCaseCost)),
 			Shadow: b.Action != config.ActionBlock,
@@ -324,6 +404,8 @@ func (g *gov) addBudget(ts *ticketState, b *config.Budget, req *Request, now tim
 	}
 }
 
+// budgetKey names a budget period's state. addBudget spells the same key inline, in one
+// allocation.
 func (g *gov) budgetKey(tag, name, subject, period, label string) string {
 	return g.opts.KeyPrefix + ":budget:" + tagFor(tag) + ":" + name + ":" + subject + ":" + period + ":" + label
 }
@@ -332,15 +414,22 @@ func (g *gov) budgetKey(tag, name, subject, period, label string) string {
 // a user's budgets live with the user ({u:user}, across every org the user acts in), an org's with
 // the org ({org}); apiKey and global budgets span orgs ({global}).
 func budgetSubject(b *config.Budget, id Identity) (subject, tag string) {
+	subject, pfx, tag := budgetSubjectParts(b, id)
+	return subject, pfx + tag
+}
+
+// budgetSubjectParts is budgetSubject with the tag in two parts (tagPfx + tag), so that the
+// request path builds a key in one allocation.
+func budgetSubjectParts(b *config.Budget, id Identity) (subject, tagPfx, tag string) {
 	switch b.Scope {
 	case config.ScopeUser:
-		return id.User, userTag(id.User)
+		return id.User, userTagPrefix, id.User
 	case config.ScopeOrg:
-		return id.Org, id.Org
+		return id.Org, "", id.Org
 	case config.ScopeAPIKey:
-		return id.APIKey, store.GlobalTag
+		return id.APIKey, "", store.GlobalTag
 	}
-	return "*", store.GlobalTag
+	return "*", "", store.GlobalTag
 }
 
 func (g *gov) budgetOutcome(dec *Decision, m *checkMeta, c *store.Check, r store.CheckResult, admitted bool) {
@@ -417,7 +506,13 @@ func (g *gov) Settle(ctx context.Context, req *Request, t *Ticket, c Charge) err
 		return fmt.Errorf("failed to settle ticket %q: %w", t.ID, ErrTicketSettled)
 	}
 	tokens := c.Usage.PromptTokens + c.Usage.CompletionTokens
-	s := &store.Settlement{ID: t.ID, Ops: make([]store.SettleOp, 0, len(ts.checks)), Checkpointed: ts.checkpointed, Put: c.CachePut}
+	// The settlement and its usage record in one allocation.
+	both := &struct {
+		s store.Settlement
+		u store.UsageRecord
+	}{}
+	s := &both.s
+	*s = store.Settlement{ID: t.ID, Ops: make([]store.SettleOp, 0, len(ts.checks)), Checkpointed: ts.checkpointed, Put: c.CachePut}
 	for i := range ts.checks {
 		ch, m := &ts.checks[i], &ts.meta[i]
 		actual := ch.Cost
@@ -432,17 +527,18 @@ func (g *gov) Settle(ctx context.Context, req *Request, t *Ticket, c Charge) err
 		}
 		s.Ops = append(s.Ops, store.SettleOp{Check: *ch, Consumed: ts.consumed[i], Actual: actual})
 	}
-	s.Usage = &store.UsageRecord{
+	both.u = store.UsageRecord{
 		At: g.opts.Clock.Now(), User: req.User, Org: req.Org, APIKey: req.APIKey,
 		Model: req.Model, Provider: req.Provider, Requests: 1, Tokens: tokens, Cost: int64(c.Cost),
 	}
+	s.Usage = &both.u
 	if c.Estimated {
 		g.m.UsageEstimated.Inc()
 	}
 	if c.Unpriced {
 		g.m.UsageUnpriced.Inc()
 	}
-	sctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), g.opts.SettleTimeout)
+	sctx, cancel := g.storeCtx(context.WithoutCancel(ctx), g.opts.SettleTimeout)
 	defer cancel()
 	if err := g.st.Settle(sctx, s); err != nil {
 		if c.CachePut != nil && c.CachePut.Err == nil {
@@ -493,7 +589,7 @@ func (g *gov) Checkpoint(ctx context.Context, req *Request, t *Ticket, c Charge)
 		Requests: 1, Tokens: c.Usage.PromptTokens + c.Usage.CompletionTokens, Cost: int64(c.Cost),
 	}
 	ts.checkpointed = true
-	sctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), g.opts.SettleTimeout)
+	sctx, cancel := g.storeCtx(context.WithoutCancel(ctx), g.opts.SettleTimeout)
 	defer cancel()
 	if err := g.st.Checkpoint(sctx, s); err != nil {
 		g.m.StoreErrors.WithLabelValues("checkpoint").Inc()

@@ -39,7 +39,7 @@ func (g *gov) index(snap *config.Snapshot) *budgetIndex {
 // applicable lists every budget that applies to id: its user's, its org's, its API key's (each
 // exact or "*") and the global ones. Every one of them must admit a request.
 func (ix *budgetIndex) applicable(id Identity) []*config.Budget {
-	var out []*config.Budget
+	out := make([]*config.Budget, 0, 4) // a user's, an org's, an API key's and a global one fit
 	add := func(scope, subject string) {
 		if subject == "" {
 			return

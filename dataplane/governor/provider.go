@@ -46,7 +46,7 @@ func (g *gov) TakeProvider(ctx context.Context, p *config.Provider, tokens int64
 	if len(checks) == 0 {
 		return true, 0, nil
 	}
-	sctx, cancel := context.WithTimeout(ctx, g.opts.AdmitTimeout)
+	sctx, cancel := g.storeCtx(ctx, g.opts.AdmitTimeout)
 	res, err := g.st.Admit(sctx, &store.AdmitRequest{ID: g.newID(), Checks: checks})
 	cancel()
 	if err != nil {

@@ -7,35 +7,53 @@
 --   kind 1 token bucket:   k1 = TAT (string, µs)
 --   kind 2 sliding window: k1 = zset "id:cost" scored by time, k2 = sum of costs
 --   kind 3 concurrency:    k1 = zset holder id scored by expiry
---   kind 4 budget:         k1 = hash {spent, res}, k2 = zset "id:amount" scored by expiry
+--   kind 4 budget:         k1 = hash {spent, res, x}, k2 = zset "id:amount" scored by expiry;
+--                          x is the expiry (ms since 1970) last given to both keys
+--
+-- A budget's keys expire expire_ms after the last admission, give or take a minute: their expiry
+-- is set again only when it would move by more than that (tracked in x), or when k2 is new. The
+-- governor computes expire_ms from the period's end, so for it the expiry is the same instant at
+-- every admission of a period and is set once per period and key, not twice per request.
 -- Returns {allowed_all, then per check: allowed, consumed, remaining, retry_ns, reset_ns, spent, reserved}.
+-- Every redis.call costs the server about a microsecond and every number it formats or parses
+-- about half of one, so the script reads each argument once, passes strings it already has
+-- (ARGV values, the formatted time) instead of formatting numbers again, and skips reads whose
+-- answer an earlier read already gave.
 local function num(x) return string.format('%.0f', x) end
 local function exact(x) return string.format('%.17g', x) end
 local function amount(m) return tonumber(string.match(m, ':(%-?%d+)$')) end
 
-local now
+local now, snow
 if ARGV[1] == '' then
   local t = redis.call('TIME')
   now = tonumber(t[1]) * 1000000 + tonumber(t[2])
+  snow = num(now)
 else
   now = tonumber(ARGV[1])
+  snow = ARGV[1]
 end
 local id = ARGV[2]
 local n = (#ARGV - 2) / 8
-local res = {}
+-- Per check: what phase 1 decided and what phase 2 needs (parsed once).
+local kinds, wins, costs, allows, rems, retries, resets, spents, reserveds = {}, {}, {}, {}, {}, {}, {}, {}, {}
 local st = {}
+-- dirty[i]: a sliding window's purge changed its sum, which must be stored even if not consumed.
+local dirty = {}
+-- Budgets: x (see above) and whether k2 held a live reservation (then it has its expiry).
+local xs, live = {}, {}
 local all = 1
 
 for i = 1, n do
   local a = 2 + (i - 1) * 8
   local kind, limit, win = tonumber(ARGV[a + 1]), tonumber(ARGV[a + 2]), tonumber(ARGV[a + 3])
-  local burst, cost, shadow = tonumber(ARGV[a + 4]), tonumber(ARGV[a + 5]), ARGV[a + 6] == '1'
+  local cost, shadow = tonumber(ARGV[a + 5]), ARGV[a + 6] == '1'
+  kinds[i], wins[i], costs[i] = kind, win, cost
   local k1, k2 = KEYS[2 * i - 1], KEYS[2 * i]
   local allowed, rem, retry, reset, spent, reserved = 0, 0, 0, 0, 0, 0
   if kind == 1 then
     local tat = tonumber(redis.call('GET', k1) or '0')
     local t = win / limit
-    local b = burst
+    local b = tonumber(ARGV[a + 4])
     if b <= 0 then b = limit end
     local tau = b * t
     local base = math.max(tat, now)
@@ -59,18 +77,37 @@ for i = 1, n do
   elseif kind == 2 then
     local cutoff = now - win
     local sum = tonumber(redis.call('GET', k2) or '0')
-    local old = redis.call('ZRANGEBYSCORE', k1, '-inf', num(cutoff))
-    if #old > 0 then
-      for _, m in ipairs(old) do sum = sum - amount(m) end
-      redis.call('ZREMRANGEBYSCORE', k1, '-inf', num(cutoff))
-      if redis.call('ZCARD', k1) == 0 then sum = 0 end
-      redis.call('SET', k2, num(sum), 'PX', num(math.floor(win / 1000) + 1000))
+    -- The four oldest entries: in a busy window the few that left it since the last request are
+    -- among them, so the purge needs no listing of its own, and they also give the oldest entry
+    -- that stays (for Reset) and whether any stays at all. Scores and cutoff are whole µs.
+    local head = redis.call('ZRANGE', k1, '0', '3', 'WITHSCORES')
+    local oldest -- score of the oldest entry still in the window; nil when none is left
+    if #head > 0 and tonumber(head[2]) <= cutoff then
+      if #head == 8 and tonumber(head[8]) <= cutoff then
+        -- All four left, and maybe more: list every one that did.
+        local old = redis.call('ZRANGEBYSCORE', k1, '-inf', num(cutoff))
+        for _, m in ipairs(old) do sum = sum - amount(m) end
+        redis.call('ZREMRANGEBYSCORE', k1, '-inf', num(cutoff))
+        local o = redis.call('ZRANGE', k1, '0', '0', 'WITHSCORES')
+        if #o > 0 then oldest = tonumber(o[2]) end
+      else
+        local j = 1
+        while j < #head and tonumber(head[j + 1]) <= cutoff do
+          sum = sum - amount(head[j])
+          j = j + 2
+        end
+        redis.call('ZREMRANGEBYSCORE', k1, '-inf', num(cutoff))
+        if j < #head then oldest = tonumber(head[j + 1]) end
+      end
+      if oldest == nil then sum = 0 end -- an empty log: no drift survives it
+      dirty[i] = true
+    elseif #head > 0 then
+      oldest = tonumber(head[2])
     end
-    local oldest = redis.call('ZRANGE', k1, 0, 0, 'WITHSCORES')
     if sum + cost <= limit then
       allowed = 1
       rem = limit - sum - cost
-      if #oldest > 0 then reset = tonumber(oldest[2]) + win - now else reset = win end
+      if oldest then reset = oldest + win - now else reset = win end
     else
       rem = limit - sum
       if rem < 0 then rem = 0 end
@@ -88,11 +125,11 @@ for i = 1, n do
         end
       end
       reset = retry
-      if #oldest > 0 then reset = tonumber(oldest[2]) + win - now end
+      if oldest then reset = oldest + win - now end
     end
     st[i] = sum
   elseif kind == 3 then
-    redis.call('ZREMRANGEBYSCORE', k1, '-inf', num(now))
+    redis.call('ZREMRANGEBYSCORE', k1, '-inf', snow)
     local held = redis.call('ZCARD', k1)
     if held < limit then
       allowed = 1
@@ -101,16 +138,22 @@ for i = 1, n do
       retry = 1000000
     end
   elseif kind == 4 then
-    local exp = redis.call('ZRANGEBYSCORE', k2, '-inf', num(now))
-    if #exp > 0 then
+    -- The reservation that expires first: none means k2 does not exist; an expired one means
+    -- there are reservations to purge.
+    local first = redis.call('ZRANGE', k2, '0', '0', 'WITHSCORES')
+    live[i] = #first > 0
+    if #first > 0 and tonumber(first[2]) <= now then
+      local exp = redis.call('ZRANGEBYSCORE', k2, '-inf', snow)
       local freed = 0
       for _, m in ipairs(exp) do freed = freed + amount(m) end
-      redis.call('ZREMRANGEBYSCORE', k2, '-inf', num(now))
+      redis.call('ZREMRANGEBYSCORE', k2, '-inf', snow)
       redis.call('HINCRBY', k1, 'res', num(-freed))
+      live[i] = false -- perhaps emptied, hence deleted
     end
-    local v = redis.call('HMGET', k1, 'spent', 'res')
+    local v = redis.call('HMGET', k1, 'spent', 'res', 'x')
     spent = tonumber(v[1] or '0')
     reserved = tonumber(v[2] or '0')
+    xs[i] = tonumber(v[3] or '0')
     local c = cost
     if c < 1 then c = 1 end
     if spent + reserved + c <= limit then
@@ -124,49 +167,51 @@ for i = 1, n do
     return redis.error_reply('unknown check kind ' .. tostring(kind))
   end
   if allowed == 0 and not shadow then all = 0 end
-  res[i] = {allowed, rem, retry, reset, spent, reserved}
-end
-
-if all == 1 then
-  for i = 1, n do
-    if res[i][1] == 1 then
-      local a = 2 + (i - 1) * 8
-      local kind, win, cost = tonumber(ARGV[a + 1]), tonumber(ARGV[a + 3]), tonumber(ARGV[a + 5])
-      local ttl, expms = tonumber(ARGV[a + 7]), tonumber(ARGV[a + 8])
-      local k1, k2 = KEYS[2 * i - 1], KEYS[2 * i]
-      if kind == 1 then
-        redis.call('SET', k1, exact(st[i]), 'PX', num(math.floor((st[i] - now) / 1000) + 1000))
-      elseif kind == 2 then
-        redis.call('ZADD', k1, num(now), id .. ':' .. num(cost))
-        redis.call('SET', k2, num(st[i] + cost), 'PX', num(math.floor(win / 1000) + 1000))
-        redis.call('PEXPIRE', k1, num(math.floor(win / 1000) + 1000))
-      elseif kind == 3 then
-        redis.call('ZADD', k1, num(now + ttl), id)
-        redis.call('PEXPIRE', k1, num(math.floor(ttl / 1000) + 1000))
-      elseif kind == 4 then
-        if cost > 0 then
-          redis.call('ZADD', k2, num(now + ttl), id .. ':' .. num(cost))
-          redis.call('HINCRBY', k1, 'res', num(cost))
-        end
-        redis.call('PEXPIRE', k1, num(expms))
-        redis.call('PEXPIRE', k2, num(expms))
-      end
-      res[i][7] = 1
-    end
-  end
+  allows[i], rems[i], retries[i], resets[i], spents[i], reserveds[i] = allowed, rem, retry, reset, spent, reserved
 end
 
 local out = {all}
 for i = 1, n do
-  local r = res[i]
   local consumed = 0
-  if r[7] == 1 then consumed = 1 end
-  out[#out + 1] = r[1]
+  local kind = kinds[i]
+  local k1, k2 = KEYS[2 * i - 1], KEYS[2 * i]
+  if all == 1 and allows[i] == 1 then
+    consumed = 1
+    local a = 2 + (i - 1) * 8
+    if kind == 1 then
+      redis.call('SET', k1, exact(st[i]), 'PX', num(math.floor((st[i] - now) / 1000) + 1000))
+    elseif kind == 2 then
+      local px = num(math.floor(wins[i] / 1000) + 1000)
+      redis.call('ZADD', k1, snow, id .. ':' .. ARGV[a + 5])
+      redis.call('SET', k2, num(st[i] + costs[i]), 'PX', px)
+      redis.call('PEXPIRE', k1, px)
+    elseif kind == 3 then
+      local ttl = tonumber(ARGV[a + 7])
+      redis.call('ZADD', k1, num(now + ttl), id)
+      redis.call('PEXPIRE', k1, num(math.floor(ttl / 1000) + 1000))
+    elseif kind == 4 then
+      if costs[i] > 0 then
+        redis.call('ZADD', k2, num(now + tonumber(ARGV[a + 7])), id .. ':' .. ARGV[a + 5])
+        redis.call('HINCRBY', k1, 'res', ARGV[a + 5])
+      end
+      local at = math.floor(now / 1000) + tonumber(ARGV[a + 8])
+      if at > xs[i] + 60000 then
+        redis.call('HSET', k1, 'x', num(at)) -- before PEXPIRE: it may create k1
+        redis.call('PEXPIRE', k1, ARGV[a + 8])
+        redis.call('PEXPIRE', k2, ARGV[a + 8])
+      elseif costs[i] > 0 and not live[i] then
+        redis.call('PEXPIRE', k2, ARGV[a + 8]) -- a new k2
+      end
+    end
+  elseif dirty[i] then
+    redis.call('SET', k2, num(st[i]), 'PX', num(math.floor(wins[i] / 1000) + 1000))
+  end
+  out[#out + 1] = allows[i]
   out[#out + 1] = consumed
-  out[#out + 1] = r[2]
-  out[#out + 1] = math.floor(r[3] * 1000)
-  out[#out + 1] = math.floor(r[4] * 1000)
-  out[#out + 1] = r[5]
-  out[#out + 1] = r[6]
+  out[#out + 1] = rems[i]
+  out[#out + 1] = math.floor(retries[i] * 1000)
+  out[#out + 1] = math.floor(resets[i] * 1000)
+  out[#out + 1] = spents[i]
+  out[#out + 1] = reserveds[i]
 end
 return out

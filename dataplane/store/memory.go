@@ -18,7 +18,11 @@ type Memory struct {
 	windows map[string]*memWindow
 	slots   map[string]map[string]int64 // key → holder → expiry (µs)
 	budgets map[string]*memBudget
-	ledger  map[string]map[int64]map[LedgerKey]*Totals // tag → hour (unix s) → cells
+	// ledger holds detail cells only (see [detailCell]), keyed by the cell's key: tag → hour (unix
+	// s) → cell key → totals. A settle looks its cell up with a key built in keyBuf, so that a
+	// cell that exists costs no allocation.
+	ledger map[string]map[int64]map[string]*Totals
+	keyBuf []byte
 	// progress is what checkpoints charged per admission ID (see [Store.Checkpoint]).
 	progress map[string]*memProgress
 
@@ -88,7 +92,7 @@ func NewMemory(opts MemoryOptions) *Memory {
 		windows:  map[string]*memWindow{},
 		slots:    map[string]map[string]int64{},
 		budgets:  map[string]*memBudget{},
-		ledger:   map[string]map[int64]map[LedgerKey]*Totals{},
+		ledger:   map[string]map[int64]map[string]*Totals{},
 		progress: map[string]*memProgress{},
 		cache:    newMemKV(opts.Clock, opts.CacheBytes),
 	}
@@ -124,7 +128,13 @@ func (m *Memory) admit(req *AdmitRequest) (*AdmitResult, error) {
 	m.sweep(now)
 	fnow := float64(now)
 	res := &AdmitResult{Allowed: true, Results: make([]CheckResult, len(req.Checks))}
-	gc := make([]gcraOut, len(req.Checks))
+	var gcBuf [8]gcraOut // a request's checks fit: no allocation
+	var gc []gcraOut
+	if len(req.Checks) <= len(gcBuf) {
+		gc = gcBuf[:len(req.Checks)]
+	} else {
+		gc = make([]gcraOut, len(req.Checks))
+	}
 
 	// Phase 1: evaluate without consuming (purging expired state is not consumption).
 	for i := range req.Checks {
@@ -508,20 +518,26 @@ func (m *Memory) addLedger(tag string, u *UsageRecord) {
 	}
 	hours := m.ledger[tag]
 	if hours == nil {
-		hours = map[int64]map[LedgerKey]*Totals{}
+		hours = map[int64]map[string]*Totals{}
 		m.ledger[tag] = hours
 	}
 	h := HourOf(u.At).Unix()
 	cells := hours[h]
 	if cells == nil {
-		cells = map[LedgerKey]*Totals{}
+		cells = map[string]*Totals{}
 		hours[h] = cells
 	}
-	k := detailCell(u)
-	t := cells[k]
+	// The key as detailCell spells it, built in a reused buffer: looking it up allocates nothing.
+	k := append(m.keyBuf[:0], u.User...)
+	for _, part := range [...]string{u.Org, u.APIKey, u.Model, u.Provider} {
+		k = append(k, KeySep...)
+		k = append(k, part...)
+	}
+	m.keyBuf = k
+	t := cells[string(k)]
 	if t == nil {
 		t = &Totals{}
-		cells[k] = t
+		cells[string(k)] = t
 	}
 	t.Add(Totals{Requests: u.Requests, Tokens: u.Tokens, Cost: u.Cost})
 }
@@ -559,7 +575,7 @@ func (m *Memory) Ledger(_ context.Context, tag string, from, to time.Time) ([]Le
 		}
 		lh := LedgerHour{Hour: start, Cells: make(map[LedgerKey]Totals, len(cells))}
 		for k, t := range cells {
-			lh.Cells[k] = *t
+			lh.Cells[LedgerKey{dimDetail, k}] = *t
 		}
 		lh.Cells = expandLedger(lh.Cells, tag == GlobalTag)
 		out = append(out, lh)

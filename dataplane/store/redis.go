@@ -18,10 +18,83 @@ var admitSrc string
 //go:embed settle.lua
 var settleSrc string
 
+// The scripts' SHA1s. Commands are built by hand (see [scriptArgs]) rather than with redis.Script,
+// so that strings and numbers go in as pointers (boxing a pointer allocates nothing) and the
+// admit reply is read straight into []int64.
 var (
-	admitScript  = redis.NewScript(admitSrc)
-	settleScript = redis.NewScript(settleSrc)
+	admitSHA  = redis.NewScript(admitSrc).Hash()
+	settleSHA = redis.NewScript(settleSrc).Hash()
 )
+
+// scriptArgs is an EVALSHA command under construction: "evalsha", sha, numkeys, then the keys
+// and the arguments, laid out in one slab (keys and args are its regions, filled separately).
+// Strings and numbers are kept in arenas and passed by pointer.
+type scriptArgs struct {
+	slab []any
+	keys []any
+	args []any
+	strs []string
+	nums []int64
+	kcap int
+	cmd  []any
+}
+
+// newScriptArgs makes room for up to keys keys and args arguments (more still fit, at the cost of
+// an allocation).
+func newScriptArgs(keys, args int) scriptArgs {
+	slab := make([]any, 3+keys+args)
+	return scriptArgs{
+		slab: slab,
+		kcap: keys,
+		keys: slab[3 : 3 : 3+keys],
+		args: slab[3+keys : 3+keys : 3+keys+args],
+		strs: make([]string, 0, keys+4),
+		nums: make([]int64, 0, args),
+	}
+}
+
+// str returns v as a command argument. The arena may be reallocated by a later append; earlier
+// pointers then keep the old array alive, which still holds their values.
+func (a *scriptArgs) str(v string) any {
+	a.strs = append(a.strs, v)
+	return &a.strs[len(a.strs)-1]
+}
+
+func (a *scriptArgs) num(v int64) any {
+	if v >= 0 && v < 256 {
+		return v // boxed without allocating (the runtime keeps these values)
+	}
+	a.nums = append(a.nums, v)
+	return &a.nums[len(a.nums)-1]
+}
+
+func (a *scriptArgs) key(k string) { a.keys = append(a.keys, a.str(k)) }
+
+// command returns the full EVALSHA (or, with eval, EVAL) argument list; the keys and arguments
+// must be complete. It reuses the slab: the arguments move down to follow the keys.
+func (a *scriptArgs) command(eval bool, sha, src *string) []any {
+	if a.cmd == nil {
+		nk, na := len(a.keys), len(a.args)
+		// An append beyond a region's capacity moved that region out of the slab (to a larger
+		// capacity); a region still in it has the capacity newScriptArgs gave it.
+		if kcap := cap(a.keys); kcap == a.kcap && cap(a.args) == len(a.slab)-3-kcap {
+			copy(a.slab[3+nk:], a.args) // overlapping regions: copy moves correctly
+			a.cmd = a.slab[:3+nk+na]
+		} else {
+			a.cmd = make([]any, 3, 3+nk+na)
+			a.cmd = append(append(a.cmd, a.keys...), a.args...)
+		}
+		a.cmd[2] = nk
+	}
+	if eval {
+		a.cmd[0], a.cmd[1] = "eval", src
+	} else {
+		a.cmd[0], a.cmd[1] = "evalsha", sha
+	}
+	return a.cmd
+}
+
+func isNoScript(err error) bool { return err != nil && redis.HasErrorPrefix(err, "NOSCRIPT") }
 
 // Redis is the shared store across replicas. Each Admit is one EVALSHA of admit.lua per hash tag
 // (one in total on a single Redis or Sentinel, and on a Cluster when every key carries the same
@@ -159,9 +232,41 @@ func (r *Redis) keys(c *Check) (string, string) {
 	return k, k + ":aux"
 }
 
+// scriptKeys adds c's two keys. Token buckets and concurrency limits use only the first, so
+// their second is the first again (one string fewer to build; the script never touches it).
+func (r *Redis) scriptKeys(a *scriptArgs, c *Check) {
+	k := r.prefix + c.Key
+	p := a.str(k)
+	if c.Kind == KindTokenBucket || c.Kind == KindConcurrency {
+		a.keys = append(a.keys, p, p)
+		return
+	}
+	a.keys = append(a.keys, p)
+	a.key(k + ":aux")
+}
+
+// firstIndexes and oneGroup answer groups without allocating when the checks are not split:
+// oneGroup[n] is the one group of checks 0…n-1. Callers only read them.
+var (
+	firstIndexes [32]int
+	oneGroup     [len(firstIndexes) + 1][1][]int
+)
+
+func init() {
+	for i := range firstIndexes {
+		firstIndexes[i] = i
+	}
+	for n := range oneGroup {
+		oneGroup[n][0] = firstIndexes[:n:n]
+	}
+}
+
 // group lists check indexes per hash tag, in order of first appearance.
 func (r *Redis) groups(n int, key func(int) string) [][]int {
 	if !r.split {
+		if n <= len(firstIndexes) {
+			return oneGroup[n][:]
+		}
 		all := make([]int, n)
 		for i := range all {
 			all[i] = i
@@ -222,35 +327,31 @@ func (r *Redis) Admit(ctx context.Context, req *AdmitRequest) (*AdmitResult, err
 type peekResult struct{ res *AdmitResult }
 
 func (r *Redis) admitGroup(ctx context.Context, req *AdmitRequest, g []int, out []CheckResult, peek *peekResult) (bool, error) {
-	keys := make([]string, 0, 2*len(g))
-	args := make([]any, 0, 2+8*len(g))
-	args = append(args, r.nowArg(), req.ID)
+	sa := newScriptArgs(2*len(g), 2+8*len(g))
+	a := &sa
+	a.args = append(a.args, r.nowArg(), &req.ID)
 	for _, i := range g {
 		c := &req.Checks[i]
-		k1, k2 := r.keys(c)
-		keys = append(keys, k1, k2)
-		shadow := "0"
+		r.scriptKeys(a, c)
+		var shadow any = "0" // constants box without allocating; a string variable would not
 		if c.Shadow {
 			shadow = "1"
 		}
-		args = append(args, int(c.Kind), c.Limit, durUS(c.Window), c.Burst, c.Cost, shadow,
-			durUS(c.TTL), c.Expire.Milliseconds())
+		a.args = append(a.args, int(c.Kind), a.num(c.Limit), a.num(durUS(c.Window)), a.num(c.Burst), a.num(c.Cost), shadow,
+			a.num(durUS(c.TTL)), a.num(c.Expire.Milliseconds()))
 	}
-	var cmd *redis.Cmd
+	cmd := redis.NewIntSliceCmd(ctx, a.command(false, &admitSHA, &admitSrc)...)
+	cmd.SetFirstKeyPos(3)
 	if peek == nil {
-		cmd = admitScript.Run(ctx, r.c, keys, args...)
+		_ = r.c.Process(ctx, cmd)
 	} else {
 		// The cache read goes in the same pipeline: one round trip for limits, budgets and the
 		// response-cache lookup.
-		var get *redis.StringCmd
-		_, _ = r.c.Pipelined(ctx, func(p redis.Pipeliner) error {
-			cmd = admitScript.EvalSha(ctx, p, keys, args...)
-			get = p.Get(ctx, r.kv.prefix+req.Peek)
-			return nil
-		})
-		if err := cmd.Err(); err != nil && redis.HasErrorPrefix(err, "NOSCRIPT") {
-			cmd = admitScript.Eval(ctx, r.c, keys, args...)
-		}
+		get := redis.NewStringCmd(ctx, "get", r.kv.prefix+req.Peek)
+		p := r.c.Pipeline()
+		_ = p.Process(ctx, cmd)
+		_ = p.Process(ctx, get)
+		_, _ = p.Exec(ctx)
 		val, err := get.Bytes()
 		switch {
 		case err == nil:
@@ -259,7 +360,12 @@ func (r *Redis) admitGroup(ctx context.Context, req *AdmitRequest, g []int, out 
 			peek.res.PeekErr = fmt.Errorf("failed to read cache entry: %w", err)
 		}
 	}
-	v, err := cmd.Int64Slice()
+	if isNoScript(cmd.Err()) { // not loaded (new server, failover): EVAL loads it
+		cmd = redis.NewIntSliceCmd(ctx, a.command(true, &admitSHA, &admitSrc)...)
+		cmd.SetFirstKeyPos(3)
+		_ = r.c.Process(ctx, cmd)
+	}
+	v, err := cmd.Result()
 	if err != nil {
 		return false, fmt.Errorf("failed to run admit script: %w", err)
 	}
@@ -300,15 +406,16 @@ func (r *Redis) rollback(ctx context.Context, req *AdmitRequest, groups [][]int,
 	_ = r.Settle(context.WithoutCancel(ctx), s)
 }
 
+// settleCall is one settle.lua call (one per hash tag).
 type settleCall struct {
-	keys []string
-	args []any
+	tag string
+	scriptArgs
 }
 
-func (sc *settleCall) op(kind, k1, k2 string, args ...any) {
+// op starts an op; kind is a constant ("1"…"8"), passed boxed so that it costs no allocation.
+func (sc *settleCall) op(kind any, k1, k2 any, nargs int) {
 	sc.keys = append(sc.keys, k1, k2)
-	sc.args = append(sc.args, kind, len(args))
-	sc.args = append(sc.args, args...)
+	sc.args = append(sc.args, kind, nargs)
 }
 
 // Settle implements [Store]: one settle.lua call per tag, all in one pipeline.
@@ -342,72 +449,110 @@ func (r *Redis) progressKey(tag, id string) string {
 	return r.prefix + "aio:progress:{" + tag + "}:" + id
 }
 
-func (r *Redis) settle(ctx context.Context, s *Settlement, mode string) error {
-	calls := map[string]*settleCall{}
-	var order []string
-	call := func(key string) *settleCall {
-		tag := ""
-		if r.split {
-			tag = HashTag(key)
-		}
-		sc := calls[tag]
-		if sc == nil {
-			sc = &settleCall{args: []any{r.nowArg(), s.ID}}
-			if mode != settlePlain {
-				ttl := ProgressTTL
-				if mode == settleFinal {
-					ttl = FinishedTTL
-				}
-				pk := r.progressKey(tag, s.ID)
-				sc.op("6", pk, pk, mode, ttl.Milliseconds())
-			}
-			calls[tag] = sc
-			order = append(order, tag)
-		}
-		return sc
+// settleBuilder collects a settlement's script calls, one per hash tag (a single one unless the
+// calls are split by tag), in order of first appearance.
+type settleBuilder struct {
+	r     *Redis
+	s     *Settlement
+	mode  string
+	calls []*settleCall
+	// per sizes a new call's arenas: the ops of the settlement plus the ledgers.
+	per int
+}
+
+func (b *settleBuilder) call(key string) *settleCall {
+	tag := ""
+	if b.r.split {
+		tag = HashTag(key)
 	}
+	for _, sc := range b.calls {
+		if sc.tag == tag {
+			return sc
+		}
+	}
+	sc := &settleCall{tag: tag, scriptArgs: newScriptArgs(2*b.per, 2+8*b.per)}
+	sc.args = append(sc.args, b.r.nowArg(), &b.s.ID)
+	if b.mode != settlePlain {
+		ttl := ProgressTTL
+		if b.mode == settleFinal {
+			ttl = FinishedTTL
+		}
+		pk := sc.str(b.r.progressKey(tag, b.s.ID))
+		sc.op("6", pk, pk, 2)
+		var mode any = settleCheckpoint
+		if b.mode == settleFinal {
+			mode = settleFinal
+		}
+		sc.args = append(sc.args, mode, sc.num(ttl.Milliseconds()))
+	}
+	b.calls = append(b.calls, sc)
+	return sc
+}
+
+func (r *Redis) settle(ctx context.Context, s *Settlement, mode string) error {
+	b := settleBuilder{r: r, s: s, mode: mode, per: len(s.Ops) + 3}
 	for i := range s.Ops {
 		op := &s.Ops[i]
 		if mode == settleCheckpoint && op.Kind != KindBudget && op.Kind != KindConcurrency {
 			continue
 		}
-		k1, k2 := r.keys(&op.Check)
 		switch op.Kind {
 		case KindTokenBucket:
 			if op.Consumed && op.Actual != op.Cost {
-				call(op.Key).op("1", k1, k2, op.Limit, durUS(op.Window), op.Actual-op.Cost)
+				sc := b.call(op.Key)
+				k := sc.str(r.prefix + op.Key)
+				sc.op("1", k, k, 3)
+				sc.args = append(sc.args, sc.num(op.Limit), sc.num(durUS(op.Window)), sc.num(op.Actual-op.Cost))
 			}
 		case KindSlidingWindow:
 			if op.Consumed && op.Actual != op.Cost {
-				call(op.Key).op("2", k1, k2, op.Cost, op.Actual)
+				sc := b.call(op.Key)
+				k1, k2 := r.keys(&op.Check)
+				sc.op("2", sc.str(k1), sc.str(k2), 2)
+				sc.args = append(sc.args, sc.num(op.Cost), sc.num(op.Actual))
 			}
 		case KindConcurrency:
 			switch {
 			case !op.Consumed:
 			case mode == settleCheckpoint:
 				if op.TTL > 0 {
-					call(op.Key).op("8", k1, k2, durUS(op.TTL))
+					sc := b.call(op.Key)
+					k := sc.str(r.prefix + op.Key)
+					sc.op("8", k, k, 1)
+					sc.args = append(sc.args, sc.num(durUS(op.TTL)))
 				}
 			default:
-				call(op.Key).op("3", k1, k2)
+				sc := b.call(op.Key)
+				k := sc.str(r.prefix + op.Key)
+				sc.op("3", k, k, 0)
 			}
 		case KindBudget:
-			consumed := "0"
+			var consumed any = "0"
 			if op.Consumed {
 				consumed = "1"
 			}
-			call(op.Key).op("4", k1, k2, consumed, op.Cost, op.Actual, op.Expire.Milliseconds(), durUS(op.TTL))
+			sc := b.call(op.Key)
+			k1, k2 := r.keys(&op.Check)
+			sc.op("4", sc.str(k1), sc.str(k2), 5)
+			sc.args = append(sc.args, consumed, sc.num(op.Cost), sc.num(op.Actual), sc.num(op.Expire.Milliseconds()), sc.num(durUS(op.TTL)))
 		}
 	}
 	if u := s.Usage; u != nil {
-		ledger := r.ledgerOp
-		if mode != settlePlain {
-			ledger = r.ledgerTotalOp
+		hour := strconv.FormatInt(HourOf(u.At).Unix(), 10)
+		if mode == settlePlain {
+			fields := ledgerFields(u)
+			if u.Org != "" {
+				r.ledgerOp(&b, u.Org, hour, u, &fields)
+			}
+			r.ledgerOp(&b, GlobalTag, hour, u, &fields)
+		} else {
+			cell := detailCell(u)
+			prefix := cell.Dim + KeySep + cell.Key + KeySep
+			if u.Org != "" {
+				r.ledgerTotalOp(&b, u.Org, hour, u, prefix)
+			}
+			r.ledgerTotalOp(&b, GlobalTag, hour, u, prefix)
 		}
-		if u.Org != "" {
-			ledger(call, u.Org, u)
-		}
-		ledger(call, GlobalTag, u)
 	}
 	put := s.Put
 	if put != nil {
@@ -418,21 +563,21 @@ func (r *Redis) settle(ctx context.Context, s *Settlement, mode string) error {
 			put = nil
 		}
 	}
-	if len(order) == 0 && put == nil {
+	if len(b.calls) == 0 && put == nil {
 		return nil
 	}
-	cmds := make([]*redis.Cmd, len(order))
+	cmds := make([]*redis.IntCmd, len(b.calls))
 	var set *redis.StatusCmd
-	_, err := r.c.Pipelined(ctx, func(p redis.Pipeliner) error {
-		for i, tag := range order {
-			sc := calls[tag]
-			cmds[i] = settleScript.EvalSha(ctx, p, sc.keys, sc.args...)
-		}
-		if put != nil {
-			set = p.Set(ctx, r.kv.prefix+put.Key, put.Value, put.TTL)
-		}
-		return nil
-	})
+	p := r.c.Pipeline()
+	for i, sc := range b.calls {
+		cmds[i] = redis.NewIntCmd(ctx, sc.command(false, &settleSHA, &settleSrc)...)
+		cmds[i].SetFirstKeyPos(3)
+		_ = p.Process(ctx, cmds[i])
+	}
+	if put != nil {
+		set = p.Set(ctx, r.kv.prefix+put.Key, put.Value, put.TTL)
+	}
+	_, err := p.Exec(ctx)
 	if set != nil {
 		if serr := set.Err(); serr != nil {
 			put.Err = fmt.Errorf("failed to write cache entry: %w", serr)
@@ -444,11 +589,12 @@ func (r *Redis) settle(ctx context.Context, s *Settlement, mode string) error {
 	// Scripts not loaded (new server, failover): EVAL the ones that reported NOSCRIPT.
 	for i, cmd := range cmds {
 		if cerr := cmd.Err(); cerr != nil {
-			if !redis.HasErrorPrefix(cerr, "NOSCRIPT") {
+			if !isNoScript(cerr) {
 				return fmt.Errorf("failed to run settle script: %w", cerr)
 			}
-			sc := calls[order[i]]
-			if err := settleScript.Eval(ctx, r.c, sc.keys, sc.args...).Err(); err != nil {
+			ev := redis.NewIntCmd(ctx, b.calls[i].command(true, &settleSHA, &settleSrc)...)
+			ev.SetFirstKeyPos(3)
+			if err := r.c.Process(ctx, ev); err != nil {
 				return fmt.Errorf("failed to run settle script: %w", err)
 			}
 		}
@@ -457,35 +603,53 @@ func (r *Redis) settle(ctx context.Context, s *Settlement, mode string) error {
 }
 
 func (r *Redis) ledgerKey(tag string, hour int64) string {
-	return r.prefix + "aio:ledger:{" + tag + "}:" + strconv.FormatInt(hour, 10)
+	return r.ledgerKeyOf(tag, strconv.FormatInt(hour, 10))
+}
+
+func (r *Redis) ledgerKeyOf(tag, hour string) string {
+	return r.prefix + "aio:ledger:{" + tag + "}:" + hour
 }
 
 func ledgerField(k LedgerKey, metric string) string {
 	return k.Dim + KeySep + k.Key + KeySep + metric
 }
 
-func (r *Redis) ledgerOp(call func(string) *settleCall, tag string, u *UsageRecord) {
-	key := r.ledgerKey(tag, HourOf(u.At).Unix())
-	cells := []LedgerKey{detailCell(u)}
-	args := make([]any, 0, 1+6*len(cells))
-	args = append(args, LedgerRetention.Milliseconds())
-	for _, c := range cells {
-		args = append(args, ledgerField(c, "r"), u.Requests, ledgerField(c, "t"), u.Tokens, ledgerField(c, "c"), u.Cost)
+// ledgerFields are the three counters of u's detail cell (requests, tokens, cost), as fields of
+// a ledger hash: cut from one string, since both ledgers (org and global) write the same ones.
+func ledgerFields(u *UsageRecord) [3]string {
+	c := detailCell(u)
+	n := len(c.Dim) + len(c.Key) + 2*len(KeySep) + 1
+	var sb strings.Builder
+	sb.Grow(3 * n)
+	for _, m := range [3]string{"r", "t", "c"} {
+		sb.WriteString(c.Dim)
+		sb.WriteString(KeySep)
+		sb.WriteString(c.Key)
+		sb.WriteString(KeySep)
+		sb.WriteString(m)
 	}
-	call(key).op("5", key, key, args...)
+	all := sb.String()
+	return [3]string{all[:n], all[n : 2*n], all[2*n:]}
+}
+
+func (r *Redis) ledgerOp(b *settleBuilder, tag, hour string, u *UsageRecord, fields *[3]string) {
+	key := r.ledgerKeyOf(tag, hour)
+	sc := b.call(key)
+	k := sc.str(key)
+	sc.op("5", k, k, 7)
+	sc.args = append(sc.args, sc.num(LedgerRetention.Milliseconds()),
+		&fields[0], sc.num(u.Requests), &fields[1], sc.num(u.Tokens), &fields[2], sc.num(u.Cost))
 }
 
 // ledgerTotalOp is ledgerOp for progress mode: u holds totals since admission, and the script
 // adds their difference to what earlier checkpoints recorded under the field prefix "l"+tag.
-func (r *Redis) ledgerTotalOp(call func(string) *settleCall, tag string, u *UsageRecord) {
-	key := r.ledgerKey(tag, HourOf(u.At).Unix())
-	cells := []LedgerKey{detailCell(u)}
-	args := make([]any, 0, 5+len(cells))
-	args = append(args, LedgerRetention.Milliseconds(), "l"+tag, u.Requests, u.Tokens, u.Cost)
-	for _, c := range cells {
-		args = append(args, c.Dim+KeySep+c.Key+KeySep)
-	}
-	call(key).op("7", key, key, args...)
+func (r *Redis) ledgerTotalOp(b *settleBuilder, tag, hour string, u *UsageRecord, cellPrefix string) {
+	key := r.ledgerKeyOf(tag, hour)
+	sc := b.call(key)
+	k := sc.str(key)
+	sc.op("7", k, k, 6)
+	sc.args = append(sc.args, sc.num(LedgerRetention.Milliseconds()), sc.str("l"+tag),
+		sc.num(u.Requests), sc.num(u.Tokens), sc.num(u.Cost), sc.str(cellPrefix))
 }
 
 // Budgets implements [Store].

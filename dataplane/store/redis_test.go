@@ -123,3 +123,74 @@ func TestRedisLedgerWritesOneCellPerTagAndStillReadsCellsWrittenPerDimension(t *
 		require.NotEqual(t, "d", k.Dim, "the stored detail cell is not a dimension readers see")
 	}
 }
+
+// TestRedisBudgetAndLedgerKeysAlwaysExpire: settle and admit skip setting an expiry that is
+// already in place, so every path that creates a key must still give it one (a key without
+// expiry would stay forever): new budget keys, a new reservation set next to an existing budget
+// hash, a free request, a settle without reservation (fail open), the ledger; and an expiry that
+// moves by more than a minute is set again.
+func TestRedisBudgetAndLedgerKeysAlwaysExpire(t *testing.T) {
+	c := storetest.NewRedisClient(t, storetest.RedisURL(t))
+	prefix := fmt.Sprintf("ttl%d:", time.Now().UnixNano())
+	st := store.NewRedis(c, store.RedisOptions{Prefix: prefix})
+	ctx := t.Context()
+	pttl := func(key string) time.Duration {
+		t.Helper()
+		d, err := c.PTTL(ctx, prefix+key).Result()
+		require.NoError(t, err)
+		return d
+	}
+	expires := func(key string, within time.Duration) {
+		t.Helper()
+		d := pttl(key)
+		require.Greater(t, d, time.Duration(0), "%s has an expiry (-1: none, -2: no key)", key)
+		require.LessOrEqual(t, d, within, key)
+	}
+	b := store.Check{Kind: store.KindBudget, Key: "budget:{o1}:b:o1:daily:d", Limit: 1 << 40, Cost: 1000, TTL: time.Minute, Expire: 48 * time.Hour}
+	admit := func(ch store.Check) (string, *store.AdmitResult) {
+		t.Helper()
+		id := storetest.NewID()
+		r, err := st.Admit(ctx, &store.AdmitRequest{ID: id, Checks: []store.Check{ch}})
+		require.NoError(t, err)
+		require.True(t, r.Allowed)
+		return id, r
+	}
+	settle := func(id string, ch store.Check, consumed bool) {
+		t.Helper()
+		u := &store.UsageRecord{At: time.Now(), User: "u1", Org: "o1", Requests: 1, Tokens: 5, Cost: 900}
+		require.NoError(t, st.Settle(ctx, &store.Settlement{ID: id, Usage: u,
+			Ops: []store.SettleOp{{Check: ch, Consumed: consumed, Actual: 900}}}))
+	}
+
+	id, _ := admit(b)
+	expires(b.Key, b.Expire)
+	expires(b.Key+":aux", b.Expire)
+	settle(id, b, true)
+	require.Equal(t, time.Duration(-2), pttl(b.Key+":aux"), "the last reservation gone, the set is gone")
+	expires(b.Key, b.Expire)
+	ledger := fmt.Sprintf("aio:ledger:{o1}:%d", store.HourOf(time.Now()).Unix())
+	expires(ledger, store.LedgerRetention)
+	global := fmt.Sprintf("aio:ledger:{global}:%d", store.HourOf(time.Now()).Unix())
+	expires(global, store.LedgerRetention)
+
+	id, _ = admit(b) // the hash's expiry is current; the reservation set is new
+	expires(b.Key+":aux", b.Expire)
+	settle(id, b, true)
+	expires(ledger, store.LedgerRetention)
+
+	free := b
+	free.Key, free.Cost = "budget:{o1}:b:o1:daily:free", 0
+	admit(free)
+	expires(free.Key, free.Expire)
+
+	open := b
+	open.Key = "budget:{o1}:b:o1:daily:open"
+	settle(storetest.NewID(), open, false) // admitted while the store was down: no reservation
+	expires(open.Key, open.Expire)
+
+	later := b
+	later.Expire = b.Expire + time.Hour
+	admit(later)
+	require.Greater(t, pttl(b.Key), b.Expire, "an expiry an hour later is set")
+	expires(b.Key+":aux", later.Expire)
+}

@@ -21,15 +21,27 @@
 -- charges spend and shrinks the reservation by the same amount instead of releasing it, and
 -- renews what is left of it (and, op 8, the call's concurrency slot) for another ttl: a call that
 -- is still running keeps its headroom however long it runs.
+--
+-- A plain settle skips what admission already did: it reads the clock only for an op that needs
+-- it, and a budget whose reservation it found leaves both keys' expiry as admission set it (the
+-- same instant, the period's end plus a grace the governor computes from it). A ledger hash gets
+-- its expiry when a write creates a cell: an existing cell means the hash already has one, set
+-- within the same hour (the ledger keeps hours, so "retention after the last write" and "after the
+-- first write of the cell" differ by less than an hour in 400 days).
 local function num(x) return string.format('%.0f', x) end
 local function exact(x) return string.format('%.17g', x) end
 
 local now
-if ARGV[1] == '' then
-  local t = redis.call('TIME')
-  now = tonumber(t[1]) * 1000000 + tonumber(t[2])
-else
-  now = tonumber(ARGV[1])
+local function clock()
+  if now == nil then
+    if ARGV[1] == '' then
+      local t = redis.call('TIME')
+      now = tonumber(t[1]) * 1000000 + tonumber(t[2])
+    else
+      now = tonumber(ARGV[1])
+    end
+  end
+  return now
 end
 local id = ARGV[2]
 local prog, mode, progttl
@@ -42,6 +54,7 @@ while a <= #ARGV do
   local k1, k2 = KEYS[2 * op - 1], KEYS[2 * op]
   if kind == 1 then
     local limit, win, delta = tonumber(ARGV[p]), tonumber(ARGV[p + 1]), tonumber(ARGV[p + 2])
+    local now = clock()
     local tat = tonumber(redis.call('GET', k1) or '0')
     if tat < now then tat = now end
     tat = tat + delta * (win / limit)
@@ -59,6 +72,7 @@ while a <= #ARGV do
   elseif kind == 3 then
     redis.call('ZREM', k1, id)
   elseif kind == 4 and prog then
+    local now = clock()
     local consumed, cost, actual = ARGV[p], tonumber(ARGV[p + 1]), tonumber(ARGV[p + 2])
     local sf, rf = 's' .. k1, 'r' .. k1
     local v = redis.call('HMGET', prog, sf, rf)
@@ -93,20 +107,31 @@ while a <= #ARGV do
     redis.call('PEXPIRE', k2, ARGV[p + 3])
   elseif kind == 4 then
     local consumed, cost, actual, expms = ARGV[p], ARGV[p + 1], ARGV[p + 2], ARGV[p + 3]
-    if consumed == '1' and tonumber(cost) > 0 then
+    local found = false
+    if consumed == '1' and cost ~= '0' then
       if redis.call('ZREM', k2, id .. ':' .. cost) == 1 then
+        found = true
         redis.call('HINCRBY', k1, 'res', '-' .. cost)
       end
     end
     redis.call('HINCRBY', k1, 'spent', actual)
-    redis.call('PEXPIRE', k1, expms)
-    redis.call('PEXPIRE', k2, expms)
-  elseif kind == 5 then
-    for j = p + 1, p + nargs - 1, 2 do
-      redis.call('HINCRBY', k1, ARGV[j], ARGV[j + 1])
+    if not found then
+      -- No reservation of this admission: its keys may be new (a fail-open admission, a free
+      -- request) or their expiry older than this admission; admission set both otherwise.
+      redis.call('PEXPIRE', k1, expms)
+      redis.call('PEXPIRE', k2, expms)
     end
-    redis.call('PEXPIRE', k1, ARGV[p])
+  elseif kind == 5 then
+    -- The first counter tells whether its cell is new: HINCRBY answers the increment itself only
+    -- when the field was absent (or zero), and a hash whose cell exists already has its expiry.
+    local fresh = false
+    for j = p + 1, p + nargs - 1, 2 do
+      local v = redis.call('HINCRBY', k1, ARGV[j], ARGV[j + 1])
+      if j == p + 1 then fresh = v == tonumber(ARGV[j + 1]) end
+    end
+    if fresh or nargs < 3 then redis.call('PEXPIRE', k1, ARGV[p]) end
   elseif kind == 8 then
+    local now = clock()
     local score = redis.call('ZSCORE', k1, id)
     local exp = now + tonumber(ARGV[p])
     if score and tonumber(score) > now and exp > tonumber(score) then
