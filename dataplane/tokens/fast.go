@@ -2,6 +2,7 @@ package tokens
 
 import (
 	"math"
+	"math/bits"
 	"reflect"
 	"unicode"
 	"unicode/utf8"
@@ -19,6 +20,8 @@ import (
 type fastCodec struct {
 	vocab map[string]uint
 	piece func(s string, i int) (end int, match bool)
+	// pieces remembers the counts of short pieces (piececache.go); nil counts every piece.
+	pieces *pieceCache
 }
 
 // newFastCodec borrows the vocabulary map of the library's codec (an unexported field: read
@@ -47,7 +50,7 @@ func newFastCodec(c tokenizer.Codec) *fastCodec {
 	if len(m) == 0 {
 		return nil
 	}
-	return &fastCodec{vocab: m, piece: piece}
+	return &fastCodec{vocab: m, piece: piece, pieces: newPieceCache(pieceCacheBuckets)}
 }
 
 // count returns the number of tokens of text; ok is false for text that is not valid UTF-8,
@@ -59,7 +62,7 @@ func (f *fastCodec) count(text string) (n int, ok bool) {
 	for i := 0; i < len(text); {
 		end, match := f.piece(text, i)
 		if match {
-			n += f.countPiece(text[i:end])
+			n += f.countPiece(text, i, end)
 		}
 		i = end
 	}
@@ -135,11 +138,18 @@ func classify(r rune) uint8 {
 	return c
 }
 
-// at returns the class and width of the rune at s[i] (i < len(s)).
+// at returns the class and width of the rune at s[i] (i < len(s)). The call is not inlined
+// (the inliner prices the call to atRune too high), so the loops over runs of runes repeat
+// its ASCII case themselves: prompts are mostly ASCII and those loops were most of the
+// pre-tokenizer's time.
 func at(s string, i int) (uint8, int) {
 	if b := s[i]; b < utf8.RuneSelf {
 		return asciiClass[b], 1
 	}
+	return atRune(s, i)
+}
+
+func atRune(s string, i int) (uint8, int) {
 	r, w := utf8.DecodeRuneInString(s[i:])
 	return classify(r), w
 }
@@ -154,6 +164,22 @@ func at(s string, i int) (uint8, int) {
 // trying the alternatives in order, as a backtracking engine does. Every rune of valid UTF-8
 // starts some alternative, so the pieces tile the text.
 func o200kPiece(s string, i int) (end int, match bool) {
+	if j := asciiWordStart(s, i); j >= 0 {
+		// [U]*[L]+ and [U]+[L]* (whichever matches) both take the ASCII uppers, then the
+		// lowers, that follow; then a contraction may follow.
+		k := j
+		for k < len(s) && 'A' <= s[k] && s[k] <= 'Z' {
+			k++
+		}
+		k = asciiRun(s, k, 0)
+		if k == len(s) || s[k] < utf8.RuneSelf {
+			if k < len(s) && s[k] == '\'' {
+				k = contraction(s, k)
+			}
+			return k, true
+		}
+		// A letter or a mark may follow: the general case decides.
+	}
 	c0, w0 := at(s, i)
 	if c0&clNone != 0 {
 		return i + w0, false
@@ -197,6 +223,13 @@ func o200kPiece(s string, i int) (end int, match bool) {
 //
 //	(?i:'s|'t|'re|'ve|'m|'ll|'d)|[^\r\n\p{L}\p{N}]?\p{L}+|\p{N}{1,3}| ?[^\s\p{L}\p{N}]+[\r\n]*|\s*[\r\n]+|\s+(?!\S)|\s+
 func cl100kPiece(s string, i int) (end int, match bool) {
+	if j := asciiWordStart(s, i); j >= 0 && s[i] != '\'' {
+		// [^\r\n\p{L}\p{N}]?\p{L}+ (a quote could start a contraction: the general case)
+		k := asciiRun(s, j, 0x20)
+		if k == len(s) || s[k] < utf8.RuneSelf {
+			return k, true
+		}
+	}
 	c0, w0 := at(s, i)
 	if c0&clNone != 0 {
 		return i + w0, false
@@ -230,6 +263,52 @@ func cl100kPiece(s string, i int) (end int, match bool) {
 		return end, true
 	}
 	return spaces(s, i, w0)
+}
+
+// asciiWordStart is the pre-tokenizers' shortcut for the common case of prose: at s[i], an
+// ASCII letter, or an ASCII character that may prefix a word ([^\r\n\p{L}\p{N}], such as a
+// space) followed by an ASCII letter. It returns where the letters start, or -1 for anything
+// else, which takes the general case. The callers take the letters' run as long as it ends in
+// ASCII too: for ASCII, the pattern's letter classes are [A-Z] (upper) and [a-z] (lower).
+func asciiWordStart(s string, i int) int {
+	c := s[i]
+	if c >= utf8.RuneSelf {
+		return -1
+	}
+	if asciiClass[c]&clLetter != 0 {
+		return i
+	}
+	if asciiClass[c]&(clNewline|clNumber|clNone) == 0 && i+1 < len(s) {
+		if d := s[i+1]; d < utf8.RuneSelf && asciiClass[d]&clLetter != 0 {
+			return i + 1
+		}
+	}
+	return -1
+}
+
+// asciiRun returns the end of the run of bytes [a-z] (fold 0), or [A-Za-z] (fold 0x20), that
+// starts at s[k]. Eight bytes at a time where the text allows: word lengths vary too much for
+// a byte loop's exit to be predicted.
+func asciiRun(s string, k int, fold uint64) int {
+	const (
+		ones = 0x0101010101010101
+		high = 0x8080808080808080
+	)
+	for k+8 <= len(s) {
+		x := le64(s, k) | fold*ones
+		// Per byte, without carries between bytes: the high bit of geA is set when the byte is
+		// ≥ 'a', of leZ when its low seven bits are ≤ 'z', of ^x when it is ASCII.
+		geA := (x | high) - 'a'*ones
+		leZ := ('z'|0x80)*ones - (x &^ high)
+		if out := ^(geA & leZ &^ x) & high; out != 0 {
+			return k + bits.TrailingZeros64(out)/8
+		}
+		k += 8
+	}
+	for k < len(s) && 'a' <= s[k]|byte(fold) && s[k]|byte(fold) <= 'z' {
+		k++
+	}
+	return k
 }
 
 // numbers matches \p{N}{1,3} at s[i:] (the rune at i, of width w0, is a number).
@@ -282,7 +361,10 @@ func spaces(s string, i, w0 int) (end int, match bool) {
 // runOf returns the end of the run of runes of class mask that starts at s[k:] (k when none).
 func runOf(s string, k int, mask uint8) int {
 	for k < len(s) {
-		c, w := at(s, k)
+		c, w := asciiClass[s[k]&(utf8.RuneSelf-1)], 1 // at(s, k), by hand (see at)
+		if s[k] >= utf8.RuneSelf {
+			c, w = atRune(s, k)
+		}
 		if c&mask == 0 {
 			break
 		}
@@ -299,7 +381,10 @@ func letters1(s string, j int) int {
 	k := j
 	lastLower, lastLowerEnd := -1, -1
 	for k < len(s) {
-		c, w := at(s, k)
+		c, w := asciiClass[s[k]&(utf8.RuneSelf-1)], 1 // at(s, k), by hand (see at)
+		if s[k] >= utf8.RuneSelf {
+			c, w = atRune(s, k)
+		}
 		if c&clUpper == 0 {
 			break
 		}
@@ -371,8 +456,32 @@ func contraction(s string, end int) int {
 	return end
 }
 
-// countPiece is the number of tokens byte-pair encoding gives one piece.
-func (f *fastCodec) countPiece(piece string) int {
+// countPiece is the number of tokens byte-pair encoding gives the piece text[i:end], from the
+// piece cache when it is short.
+func (f *fastCodec) countPiece(text string, i, end int) int {
+	piece := text[i:end]
+	if n := len(piece); n <= maxCachedPiece && n > 0 && f.pieces != nil {
+		var k [3]uint64
+		if i+maxCachedPiece <= len(text) {
+			// Most pieces are followed by enough text to load three whole words and mask
+			// off what follows the piece, without branches on its length.
+			m := &pieceMasks[n]
+			k = [3]uint64{le64(text, i) & m[0], le64(text, i+8) & m[1], le64(text, i+16) & m[2]}
+		} else {
+			k = packPiece(piece)
+		}
+		if c, ok := f.pieces.get(&k, n); ok {
+			return c
+		}
+		c := f.mergeCount(piece)
+		f.pieces.put(&k, n, c)
+		return c
+	}
+	return f.mergeCount(piece)
+}
+
+// mergeCount is [fastCodec.countPiece] without the cache.
+func (f *fastCodec) mergeCount(piece string) int {
 	if _, ok := f.vocab[piece]; ok {
 		return 1
 	}
