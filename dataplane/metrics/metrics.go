@@ -5,6 +5,9 @@ package metrics
 
 import (
 	"net/http"
+	"strconv"
+	"sync"
+	"sync/atomic"
 
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
@@ -16,7 +19,8 @@ import (
 type Metrics struct {
 	Registry *prometheus.Registry
 
-	// Requests counts replies by route template and status code.
+	// Requests counts replies by route template and status code. [Metrics.ObserveRequest]
+	// caches its children: never Reset or Delete from it (nor from Latency).
 	Requests *prometheus.CounterVec
 	// Latency observes handling time by route template.
 	Latency *prometheus.HistogramVec
@@ -50,6 +54,19 @@ type Metrics struct {
 	// GuardScorerFallbacks counts toxicity checks scored by the built-in lexicon because the
 	// route's moderation provider was unavailable (reason unavailable|error).
 	GuardScorerFallbacks *prometheus.CounterVec
+
+	// routes maps a route template to its request series; copied on write, so that the
+	// per-request lookup takes no lock.
+	routes   atomic.Pointer[map[string]*routeSeries]
+	routesMu sync.Mutex
+}
+
+// routeSeries are the Requests and Latency children of one route template, looked up once
+// instead of hashing the label values on every request.
+type routeSeries struct {
+	latency prometheus.Observer
+	// codes holds the Requests child of each status code from 100 to 599, filled on first use.
+	codes [500]atomic.Pointer[prometheus.Counter]
 }
 
 // New builds and registers every collector in a fresh registry (with Go and process collectors).
@@ -129,4 +146,56 @@ func (m *Metrics) SetConfig(version, hash string) {
 	m.ConfigInfo.Reset()
 	m.ConfigInfo.WithLabelValues(version, hash).Set(1)
 	m.ConfigReloads.Inc()
+}
+
+// ObserveRequest counts one reply of route (a route template, never a raw path) with status
+// and observes its handling time, as Requests.WithLabelValues(route, status).Inc() and
+// Latency.WithLabelValues(route).Observe(seconds) do.
+func (m *Metrics) ObserveRequest(route string, status int, seconds float64) {
+	rs := m.route(route)
+	rs.latency.Observe(seconds)
+	i := status - 100
+	if i < 0 || i >= len(rs.codes) {
+		m.Requests.WithLabelValues(route, strconv.Itoa(status)).Inc()
+		return
+	}
+	c := rs.codes[i].Load()
+	if c == nil {
+		// Two first requests may both look the child up; they get the same one.
+		child := m.Requests.WithLabelValues(route, strconv.Itoa(status))
+		c = &child
+		rs.codes[i].Store(c)
+	}
+	(*c).Inc()
+}
+
+func (m *Metrics) route(route string) *routeSeries {
+	if p := m.routes.Load(); p != nil {
+		if rs, ok := (*p)[route]; ok {
+			return rs
+		}
+	}
+	m.routesMu.Lock()
+	defer m.routesMu.Unlock()
+	old := m.routes.Load()
+	if old != nil {
+		if rs, ok := (*old)[route]; ok {
+			return rs
+		}
+	}
+	next := make(map[string]*routeSeries, 1+len(mapOrNil(old)))
+	for k, v := range mapOrNil(old) {
+		next[k] = v
+	}
+	rs := &routeSeries{latency: m.Latency.WithLabelValues(route)}
+	next[route] = rs
+	m.routes.Store(&next)
+	return rs
+}
+
+func mapOrNil(p *map[string]*routeSeries) map[string]*routeSeries {
+	if p == nil {
+		return nil
+	}
+	return *p
 }

@@ -3,6 +3,7 @@ package middleware
 import (
 	"net/http"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/nself-org/ai-orchestration/dataplane/apierror"
@@ -24,6 +25,9 @@ type BadKeyLimiter struct {
 	mu        sync.Mutex
 	buckets   map[string]*badKeyBucket
 	lastSweep time.Time
+	// addrs is len(buckets), readable without mu: while it is 0 no address can be refused,
+	// and [NewAuthWithLimiter] skips looking the client address up.
+	addrs atomic.Int64
 }
 
 type badKeyBucket struct {
@@ -57,15 +61,25 @@ func (l *BadKeyLimiter) level(b *badKeyBucket, now time.Time) float64 {
 	return b.tokens
 }
 
+// active reports whether any address has a bucket, i.e. whether [BadKeyLimiter.retryAfter]
+// can answer anything but 0.
+func (l *BadKeyLimiter) active() bool { return l.addrs.Load() != 0 }
+
 // retryAfter reports how long addr must wait, or 0 when it may try a key now.
 func (l *BadKeyLimiter) retryAfter(addr string) time.Duration {
 	l.mu.Lock()
 	defer l.mu.Unlock()
+	now := l.now()
+	// Forget refilled buckets here too, not only on failures, so that [BadKeyLimiter.active]
+	// turns false again once the bad keys stop.
+	if now.Sub(l.lastSweep) > time.Minute {
+		l.sweep(now)
+	}
 	b, ok := l.buckets[addr]
 	if !ok {
 		return 0
 	}
-	if t := l.level(b, l.now()); t < 1 {
+	if t := l.level(b, now); t < 1 {
 		return time.Duration((1 - t) * float64(l.refill))
 	}
 	return 0
@@ -80,6 +94,7 @@ func (l *BadKeyLimiter) fail(addr string) {
 	if !ok {
 		b = &badKeyBucket{tokens: l.burst, at: now}
 		l.buckets[addr] = b
+		l.addrs.Store(int64(len(l.buckets)))
 	}
 	b.tokens = max(0, l.level(b, now)-1)
 	if len(l.buckets) > maxBadKeyAddrs || now.Sub(l.lastSweep) > time.Minute {
@@ -94,6 +109,7 @@ func (l *BadKeyLimiter) sweep(now time.Time) {
 			delete(l.buckets, addr)
 		}
 	}
+	l.addrs.Store(int64(len(l.buckets)))
 	l.lastSweep = now
 }
 

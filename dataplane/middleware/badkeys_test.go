@@ -75,3 +75,17 @@ func sum(s string) []byte {
 	h := sha256.Sum256([]byte(s))
 	return h[:]
 }
+
+func TestBadKeyLimiterIsInactiveUntilABadKeyAndAfterItsBucketRefilled(t *testing.T) {
+	now := time.Unix(1_700_000_000, 0)
+	l := NewBadKeyLimiter(2, time.Second, func() time.Time { return now })
+	require.False(t, l.active(), "no bad key yet: auth skips the address lookup")
+	l.fail("10.0.0.1")
+	require.True(t, l.active())
+	l.fail("10.0.0.1")
+	require.Equal(t, time.Second, l.retryAfter("10.0.0.1"))
+
+	now = now.Add(2 * time.Minute)
+	require.Zero(t, l.retryAfter("10.0.0.9"), "any lookup sweeps refilled buckets once a minute")
+	require.False(t, l.active())
+}

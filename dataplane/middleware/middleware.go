@@ -6,16 +6,15 @@
 package middleware
 
 import (
-	"crypto/rand"
-	"encoding/hex"
 	"errors"
 	"fmt"
 	"io"
 	"log/slog"
+	"math/rand/v2"
 	"net/http"
-	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/gin-gonic/gin"
@@ -25,6 +24,7 @@ import (
 	"github.com/nself-org/ai-orchestration/dataplane/config"
 	"github.com/nself-org/ai-orchestration/dataplane/metrics"
 	"github.com/nself-org/ai-orchestration/dataplane/runtime"
+	"github.com/nself-org/ai-orchestration/internal/logbuf"
 )
 
 // Context keys; unexported types so no other package can collide with them.
@@ -33,6 +33,7 @@ type ctxKey int
 const (
 	keyRuntime ctxKey = iota
 	keyAPIKey
+	// keyLogger holds the *requestState of [NewRequestLog].
 	keyLogger
 )
 
@@ -55,39 +56,67 @@ func APIKey(c *gin.Context) *config.APIKey {
 
 // Logger returns the request-scoped logger (with request_id), or the default logger.
 func Logger(c *gin.Context) *slog.Logger {
-	if v, ok := c.Get(keyLogger); ok {
-		if l, ok := v.(*requestLogger); ok {
-			return l.get()
-		}
+	if st := stateOf(c); st != nil {
+		return st.logger()
 	}
 	return slog.Default()
 }
 
-// requestLogger builds the request-scoped logger only when a handler asks for it: most requests
-// log just the access line, which carries the same attributes directly, and slog's With
-// pre-renders its attributes into a new handler on every call.
-type requestLogger struct {
-	base  *slog.Logger
-	attrs []slog.Attr
-	once  sync.Once
-	l     *slog.Logger
-}
-
-func (r *requestLogger) get() *slog.Logger {
-	r.once.Do(func() {
-		args := make([]any, len(r.attrs))
-		for i, a := range r.attrs {
-			args[i] = a
-		}
-		r.l = r.base.With(args...)
-	})
-	return r.l
-}
-
 // RequestID returns the request's ID.
-func RequestID(c *gin.Context) string { return c.GetString(keyRequestIDString) }
+func RequestID(c *gin.Context) string {
+	if st := stateOf(c); st != nil {
+		return st.id
+	}
+	return ""
+}
 
-const keyRequestIDString = "aigw.requestID" // a string: gin.Context.GetString reads it
+func stateOf(c *gin.Context) *requestState {
+	v, _ := c.Get(keyLogger)
+	st, _ := v.(*requestState)
+	return st
+}
+
+// requestState is what [NewRequestLog] keeps for a request: its ID, its trace IDs and, built
+// only when a handler asks for it, the request-scoped logger. Most requests log just the
+// access line, which carries the same attributes directly, and slog's With pre-renders its
+// attributes into a new handler on every call.
+//
+// It is recycled, with the gin.Context's Keys map, once the access line is written: gin
+// recycles the Context itself at that point, so nothing may hold either past the request
+// (gin.Context.Copy clones the map).
+type requestState struct {
+	keys map[any]any
+	base *slog.Logger
+	id   string
+	sc   trace.SpanContext
+	l    atomic.Pointer[slog.Logger]
+}
+
+var statePool = sync.Pool{New: func() any { return &requestState{keys: make(map[any]any, 4)} }}
+
+func (st *requestState) attrs() []any {
+	args := make([]any, 0, 3)
+	args = append(args, slog.String("request_id", st.id))
+	if st.sc.IsValid() {
+		args = append(args, slog.String("trace_id", st.sc.TraceID().String()), slog.String("span_id", st.sc.SpanID().String()))
+	}
+	return args
+}
+
+func (st *requestState) logger() *slog.Logger {
+	if l := st.l.Load(); l != nil {
+		return l
+	}
+	l := st.base.With(st.attrs()...)
+	if !st.l.CompareAndSwap(nil, l) {
+		return st.l.Load()
+	}
+	return l
+}
+
+// headerRequestID is [HeaderRequestID] in net/http's canonical form, so that reading and
+// setting it need no canonicalization (which allocates for this key).
+var headerRequestID = http.CanonicalHeaderKey(HeaderRequestID)
 
 // NewRecovery turns a panic into a 500 with the standard error body and logs it without the
 // request body. A panic must never take the process down nor leak a stack to the client.
@@ -104,23 +133,31 @@ func NewRecovery(log *slog.Logger) gin.HandlerFunc {
 
 // NewRequestLog assigns the request ID, then, after the handler, writes one JSON access-log
 // line (never bodies, never the Authorization header) and the request metrics.
+//
+// When log's handler is the data plane's own (logbuf), the line is appended into a pooled
+// buffer with the same bytes slog would write, skipping slog's per-attribute work.
 func NewRequestLog(log *slog.Logger, m *metrics.Metrics) gin.HandlerFunc {
+	lines, _ := log.Handler().(*logbuf.Handler)
 	return func(c *gin.Context) {
 		start := time.Now()
-		id := sanitizeRequestID(c.GetHeader(HeaderRequestID))
+		var id string
+		if v := c.Request.Header[headerRequestID]; len(v) > 0 {
+			id = sanitizeRequestID(v[0])
+		}
 		if id == "" {
 			id = newRequestID()
 		}
-		c.Set(keyRequestIDString, id)
-		c.Header(HeaderRequestID, id)
-		rl := &requestLogger{base: log, attrs: make([]slog.Attr, 1, 10)}
-		rl.attrs[0] = slog.String("request_id", id)
+		st := statePool.Get().(*requestState)
+		st.base, st.id = log, id
 		// The tracing middleware runs first: when it started a span, every line of this request
 		// carries its IDs, so logs and traces join.
-		if sc := trace.SpanContextFromContext(c.Request.Context()); sc.IsValid() {
-			rl.attrs = append(rl.attrs, slog.String("trace_id", sc.TraceID().String()), slog.String("span_id", sc.SpanID().String()))
+		st.sc = trace.SpanContextFromContext(c.Request.Context())
+		pooled := c.Keys == nil
+		if pooled {
+			c.Keys = st.keys
 		}
-		c.Set(keyLogger, rl)
+		c.Set(keyLogger, st)
+		c.Writer.Header()[headerRequestID] = []string{id}
 
 		c.Next()
 
@@ -129,7 +166,8 @@ func NewRequestLog(log *slog.Logger, m *metrics.Metrics) gin.HandlerFunc {
 			route = "unmatched"
 		}
 		status := c.Writer.Status()
-		elapsed := time.Since(start)
+		now := time.Now()
+		elapsed := now.Sub(start)
 		code := ""
 		for _, e := range c.Errors {
 			var ae *apierror.Error
@@ -138,8 +176,7 @@ func NewRequestLog(log *slog.Logger, m *metrics.Metrics) gin.HandlerFunc {
 			}
 		}
 		if m != nil {
-			m.Requests.WithLabelValues(route, strconv.Itoa(status)).Inc()
-			m.Latency.WithLabelValues(route).Observe(elapsed.Seconds())
+			m.ObserveRequest(route, status, elapsed.Seconds())
 			if code != "" {
 				m.Errors.WithLabelValues(code).Inc()
 			}
@@ -148,22 +185,65 @@ func NewRequestLog(log *slog.Logger, m *metrics.Metrics) gin.HandlerFunc {
 		if status >= 500 {
 			level = slog.LevelError
 		}
-		// The request's own attributes first, as the request-scoped logger has them; the slice
-		// has room for the rest, so the line costs no extra allocation for its attributes.
-		attrs := append(rl.attrs[:len(rl.attrs):cap(rl.attrs)],
-			slog.String("method", c.Request.Method),
-			slog.String("route", route),
-			slog.Int("status", status),
-			slog.Float64("duration_ms", float64(elapsed.Microseconds())/1000),
-			slog.Int("bytes", c.Writer.Size()),
-		)
-		if code != "" {
-			attrs = append(attrs, slog.String("error_code", code))
+		durationMS := float64(elapsed.Microseconds()) / 1000
+		var keyName string
+		k := APIKey(c)
+		if k != nil {
+			keyName = k.Name
 		}
-		if k := APIKey(c); k != nil {
-			attrs = append(attrs, slog.String("api_key", k.Name))
+		if lines != nil {
+			// The same attributes, in the same order, as the slog call below.
+			if l := lines.Line(now, level, "request"); l != nil {
+				l.Str("request_id", id)
+				if st.sc.IsValid() {
+					tid, sid := st.sc.TraceID(), st.sc.SpanID()
+					l.Hex("trace_id", tid[:])
+					l.Hex("span_id", sid[:])
+				}
+				l.Str("method", c.Request.Method)
+				l.Str("route", route)
+				l.Int("status", int64(status))
+				l.Float("duration_ms", durationMS)
+				l.Int("bytes", int64(c.Writer.Size()))
+				if code != "" {
+					l.Str("error_code", code)
+				}
+				if k != nil {
+					l.Str("api_key", keyName)
+				}
+				_ = l.Write()
+			}
+		} else if log.Enabled(c.Request.Context(), level) {
+			attrs := make([]slog.Attr, 0, 10)
+			attrs = append(attrs, slog.String("request_id", id))
+			if st.sc.IsValid() {
+				attrs = append(attrs, slog.String("trace_id", st.sc.TraceID().String()), slog.String("span_id", st.sc.SpanID().String()))
+			}
+			attrs = append(attrs,
+				slog.String("method", c.Request.Method),
+				slog.String("route", route),
+				slog.Int("status", status),
+				slog.Float64("duration_ms", durationMS),
+				slog.Int("bytes", c.Writer.Size()),
+			)
+			if code != "" {
+				attrs = append(attrs, slog.String("error_code", code))
+			}
+			if k != nil {
+				attrs = append(attrs, slog.String("api_key", keyName))
+			}
+			log.LogAttrs(c.Request.Context(), level, "request", attrs...)
 		}
-		log.LogAttrs(c.Request.Context(), level, "request", attrs...)
+
+		if pooled {
+			// The outer middleware (tracing, recovery) and gin read no keys after this point on
+			// the way out; a panic skips this, and the state is simply not reused.
+			c.Keys = nil
+			clear(st.keys)
+			st.base, st.id, st.sc = nil, "", trace.SpanContext{}
+			st.l.Store(nil)
+			statePool.Put(st)
+		}
 	}
 }
 
@@ -180,11 +260,22 @@ func sanitizeRequestID(s string) string {
 	return s
 }
 
+// newRequestID returns 128 random bits in hex. They come from the runtime's per-thread
+// ChaCha8 generator, seeded from the OS: unpredictable and unique enough for an ID, without
+// a getrandom system call per request.
 func newRequestID() string {
-	var b [16]byte
-	_, _ = rand.Read(b[:])
-	return hex.EncodeToString(b[:])
+	var b [32]byte
+	for i := 0; i < 2; i++ {
+		v := rand.Uint64()
+		for j := 0; j < 8; j++ {
+			c := byte(v >> (8 * j))
+			b[i*16+2*j], b[i*16+2*j+1] = hexDigits[c>>4], hexDigits[c&0xf]
+		}
+	}
+	return string(b[:])
 }
+
+const hexDigits = "0123456789abcdef"
 
 // NewBodyLimit refuses bodies over limit bytes with 413: at once when Content-Length says so,
 // otherwise when a handler reads past the limit (see [IsBodyTooLarge]).
@@ -194,7 +285,8 @@ func NewBodyLimit(limit int64) gin.HandlerFunc {
 			apierror.Abort(c, TooLarge(limit))
 			return
 		}
-		if c.Request.Body != nil {
+		// net/http gives bodiless requests http.NoBody, which has nothing to limit.
+		if c.Request.Body != nil && c.Request.Body != http.NoBody {
 			c.Request.Body = http.MaxBytesReader(c.Writer, c.Request.Body, limit)
 		}
 		c.Next()
@@ -240,7 +332,9 @@ func NewAuth() gin.HandlerFunc { return NewAuthWithLimiter(nil) }
 // many invalid keys (see [BadKeyLimiter]); a nil limiter turns that off.
 func NewAuthWithLimiter(bad *BadKeyLimiter) gin.HandlerFunc {
 	return func(c *gin.Context) {
-		if bad != nil {
+		// Finding the client address costs a parse per request; skip it while no address
+		// has a bucket, which is all the time unless someone sends bad keys.
+		if bad != nil && bad.active() {
 			if wait := bad.retryAfter(c.ClientIP()); wait > 0 {
 				apierror.Abort(c, tooManyBadKeys(wait))
 				return

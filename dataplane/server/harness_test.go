@@ -29,6 +29,7 @@ import (
 	"github.com/nself-org/ai-orchestration/dataplane/runtime"
 	"github.com/nself-org/ai-orchestration/dataplane/server"
 	"github.com/nself-org/ai-orchestration/dataplane/store"
+	"github.com/nself-org/ai-orchestration/internal/logbuf"
 )
 
 // Tokens of the test client keys.
@@ -120,7 +121,9 @@ func newHarness(t testing.TB, o harnessOpts) *harness {
 	if o.logs == nil {
 		o.logs = io.Discard
 	}
-	log := slog.New(slog.NewJSONHandler(o.logs, &slog.HandlerOptions{Level: slog.LevelDebug}))
+	// The data plane's own JSON handler, as cmd/dataplane installs it (unbuffered here), so that
+	// these tests see the access lines the binary writes.
+	log := slog.New(logbuf.NewJSONHandler(o.logs, &slog.HandlerOptions{Level: slog.LevelDebug}))
 	holder := runtime.NewHolder(runtime.Options{NewProvider: providers.New, HTTPClient: providers.NewHTTPClient(0)}, m, log)
 	require.NoError(t, holder.Apply(testSnapshot(t, up.BaseURL, o.mutate...)))
 	st := store.NewMemory(store.MemoryOptions{Clock: o.clock})

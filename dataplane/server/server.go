@@ -138,7 +138,13 @@ func New(cfg Config, h *handlers.Handlers, holder *runtime.Holder, m *metrics.Me
 	s := &Server{cfg: cfg, engine: gin.New(), holder: holder, metrics: m, log: log}
 	h.Draining = s.draining.Load
 	s.routes = Routes(h)
+	s.install()
+	return s
+}
 
+// install puts the middleware chain and s.routes on the engine.
+func (s *Server) install() {
+	cfg, log, m, holder := s.cfg, s.log, s.metrics, s.holder
 	e := s.engine
 	e.HandleMethodNotAllowed = true
 	// apiKey budget subjects are "namespace/name" and travel as %2F inside {subject}; match on
@@ -165,7 +171,6 @@ func New(cfg Config, h *handlers.Handlers, holder *runtime.Holder, m *metrics.Me
 	e.NoMethod(func(c *gin.Context) {
 		apierror.Abort(c, apierror.New(http.StatusMethodNotAllowed, apierror.TypeInvalidRequest, apierror.CodeInvalidRequest, "method not allowed"))
 	})
-	return s
 }
 
 // Handler is the engine, for httptest and benchmarks.
