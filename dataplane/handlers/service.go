@@ -33,7 +33,11 @@ import (
 const DefaultStreamCheckpointInterval = time.Second
 
 // Service runs the request path shared by every AI endpoint of both APIs.
-type Service struct{ d Deps }
+type Service struct {
+	d Deps
+	// checkpoints runs the open streams' due checkpoints.
+	checkpoints checkpointRunner
+}
 
 // NewService fills defaults in d and returns the service. d.Governor is required.
 func NewService(d Deps) *Service {
@@ -508,10 +512,14 @@ func upstreamErr(err error) error {
 
 // ChatStream is an open streamed reply: read deltas with Next until io.EOF (or an error), then
 // call Finish exactly once, also when the client went away.
+//
+// A stream lives as long as the provider takes to answer, so it keeps only what Next,
+// the checkpoints and Finish use: not the request (its messages were sent upstream and counted
+// at the start) nor the route plan, and the reply's text once, with the chunk boundaries as
+// offsets, instead of a copy per use.
 type ChatStream struct {
 	s      *Service
 	c      *call
-	in     *ChatInput
 	ctx    context.Context
 	stream providers.Stream
 	target *route.Target
@@ -519,12 +527,15 @@ type ChatStream struct {
 	// rawMu guards raw, which the checkpointer reads while Next appends; it is held only to
 	// append or to take the string (never while counting tokens), so a chunk never waits on a
 	// checkpoint.
-	rawMu  sync.Mutex
-	raw    strings.Builder // what the provider sent, for token counting
-	out    strings.Builder // what the client got
+	rawMu sync.Mutex
+	raw   strings.Builder // what the provider sent, for token counting
+	// out is what the client got when a filter rewrites the text; without one that is raw.
+	out strings.Builder
+	// ends are the offsets in the client's text where each chunk sent ended, kept only when the
+	// reply may be cached (the cache replays it chunk by chunk).
+	ends   []int
 	hit    *ChatResult
-	replay int // next cached chunk to replay
-	chunks []string
+	replay int  // next cached chunk to replay
 	ended  bool // io.EOF seen
 	err    error
 	done   bool
@@ -539,7 +550,7 @@ func (s *Service) StartChatStream(ctx context.Context, rt *runtime.Runtime, in *
 	if err != nil {
 		return nil, err
 	}
-	st := &ChatStream{s: s, c: c, in: in, ctx: ctx, hit: hit}
+	st := &ChatStream{s: s, c: c, ctx: ctx, hit: hit}
 	if hit != nil {
 		return st, nil
 	}
@@ -562,6 +573,12 @@ func (s *Service) StartChatStream(ctx context.Context, rt *runtime.Runtime, in *
 	if s.d.Guard != nil {
 		st.filter = s.d.Guard.Stream(c.res.Route)
 	}
+	// The plan (and its quota gate) served only to open the stream; what follows needs the
+	// target, the admission and the cache key. A cache peek found nothing (else this is a hit).
+	c.plan, c.res = nil, nil
+	if c.dec != nil {
+		c.dec.Cached, c.dec.CacheErr = nil, nil
+	}
 	if s.d.Metrics != nil {
 		s.d.Metrics.StreamsOpen.Inc()
 	}
@@ -571,7 +588,7 @@ func (s *Service) StartChatStream(ctx context.Context, rt *runtime.Runtime, in *
 	if every := s.d.StreamCheckpointInterval; every > 0 && c.dec != nil {
 		cp := &checkpointer{st: st, every: every}
 		cp.mu.Lock() // a first tick waits until the timer is recorded
-		cp.timer = time.AfterFunc(every, cp.tick)
+		cp.timer = time.AfterFunc(every, cp.due)
 		cp.mu.Unlock()
 		st.cp = cp
 	}
@@ -583,7 +600,10 @@ func (s *Service) StartChatStream(ctx context.Context, rt *runtime.Runtime, in *
 // interval: the prompt and the output streamed up to the last checkpoint, counted with the
 // tokenizer and priced as the final settle prices them (which later replaces the estimate with
 // the provider's usage, charging only the difference). It runs on a timer rather than a goroutine
-// of its own: a thousand open streams then hold no extra stacks.
+// of its own: a thousand open streams then hold no extra stacks. The timer only queues the
+// checkpoint on the service's [checkpointRunner]: streams opened together come due together, and
+// a goroutine per due checkpoint, each grown by the tokenizer and parked on the store, would
+// hold as many stacks again for as long as the store takes.
 type checkpointer struct {
 	st    *ChatStream
 	every time.Duration
@@ -596,6 +616,10 @@ type checkpointer struct {
 	out     outputTally
 }
 
+// due is the timer's callback: it queues the checkpoint and returns at once.
+func (cp *checkpointer) due() { cp.st.s.checkpoints.add(cp) }
+
+// tick runs one checkpoint (on a runner goroutine) and arms the timer for the next.
 func (cp *checkpointer) tick() {
 	cp.mu.Lock()
 	defer cp.mu.Unlock()
@@ -611,6 +635,48 @@ func (cp *checkpointer) tick() {
 		st.checkpoint(cp.out.count(st.target.Model, text))
 	}
 	cp.timer.Reset(cp.every)
+}
+
+// maxCheckpointRunners bounds the goroutines running checkpoints at once, for all streams: enough
+// to overlap store round trips (a remote Redis) while the tokenizer work stays within a few cores.
+const maxCheckpointRunners = 16
+
+// checkpointRunner runs queued checkpoints on at most maxCheckpointRunners goroutines, started
+// when work arrives and ended when the queue is empty.
+type checkpointRunner struct {
+	mu      sync.Mutex
+	queue   []*checkpointer
+	running int
+}
+
+func (r *checkpointRunner) add(cp *checkpointer) {
+	r.mu.Lock()
+	r.queue = append(r.queue, cp)
+	start := r.running < maxCheckpointRunners
+	if start {
+		r.running++
+	}
+	r.mu.Unlock()
+	if start {
+		go r.run()
+	}
+}
+
+func (r *checkpointRunner) run() {
+	for {
+		r.mu.Lock()
+		if len(r.queue) == 0 {
+			r.running--
+			r.queue = nil // let a burst's backing array go
+			r.mu.Unlock()
+			return
+		}
+		cp := r.queue[0]
+		r.queue[0] = nil
+		r.queue = r.queue[1:]
+		r.mu.Unlock()
+		cp.tick()
+	}
 }
 
 // stop ends the checkpoints, after the one in flight if any.
@@ -716,7 +782,7 @@ func (st *ChatStream) Next() (string, error) {
 			if st.filter != nil {
 				if rest := st.filter.Flush(); rest != "" {
 					st.out.WriteString(rest)
-					st.chunks = append(st.chunks, rest)
+					st.sent()
 					return rest, nil
 				}
 			}
@@ -730,14 +796,50 @@ func (st *ChatStream) Next() (string, error) {
 		st.raw.WriteString(d)
 		st.rawMu.Unlock()
 		if st.filter != nil {
-			d = st.filter.Push(d)
+			if d = st.filter.Push(d); d != "" {
+				st.out.WriteString(d)
+			}
 		}
 		if d != "" {
-			st.out.WriteString(d)
-			st.chunks = append(st.chunks, d)
+			st.sent()
 			return d, nil
 		}
 	}
+}
+
+// sent records the end of a chunk just added to the client's text, when the reply may be
+// cached. Only Next's goroutine writes raw, so it reads its length without the lock.
+func (st *ChatStream) sent() {
+	if st.c.cache == "" {
+		return
+	}
+	n := st.raw.Len()
+	if st.filter != nil {
+		n = st.out.Len()
+	}
+	st.ends = append(st.ends, n)
+}
+
+// text is what the client got, once Next is done.
+func (st *ChatStream) text() string {
+	if st.filter != nil {
+		return st.out.String()
+	}
+	return st.raw.String()
+}
+
+// chunks cuts text at the recorded chunk ends: the chunks as they were sent, sharing text's
+// bytes.
+func (st *ChatStream) chunks(text string) []string {
+	if len(st.ends) == 0 {
+		return nil
+	}
+	out := make([]string, len(st.ends))
+	from := 0
+	for i, end := range st.ends {
+		out[i], from = text[from:end], end
+	}
+	return out
 }
 
 // Finish stops the checkpointer, closes the upstream stream and settles: from the provider's
@@ -769,10 +871,11 @@ func (st *ChatStream) Finish() *ChatResult {
 	}
 	rt := st.c.rt
 	amount := cost(rt, st.target.Provider, st.target.Model, u)
-	res := &ChatResult{ID: newID("chat"), Content: st.out.String(), Model: st.target.Model, Provider: st.target.Provider,
+	text := st.text()
+	res := &ChatResult{ID: newID("chat"), Content: text, Model: st.target.Model, Provider: st.target.Provider,
 		FinishReason: "stop", Usage: u, Cost: amount, RateLimit: st.c.rateLimit()}
 	if st.ended {
-		st.s.cachePut(st.c, res, st.chunks)
+		st.s.cachePut(st.c, res, st.chunks(text))
 	} else {
 		res.FinishReason = "error"
 	}

@@ -29,10 +29,12 @@ type SSEReader struct {
 	has   bool
 }
 
-// initialLineBuffer is a stream reader's first line buffer: a chunk line is a few hundred bytes,
-// and the scanner grows the buffer (up to the line bound) when one is longer; a thousand open
-// streams each holding 4 KiB would be 4 MiB for nothing.
-const initialLineBuffer = 1 << 10
+// initialLineBuffer is a stream reader's first line buffer. It is held for the whole stream, and
+// the connection's own read buffer sits below it, so it need only hold a line: an OpenAI or
+// Anthropic chunk line is 100 to 400 bytes, and the scanner doubles the buffer (up to the line
+// bound) for a longer one, once per stream. A thousand open streams each holding 4 KiB would be
+// 4 MiB for nothing.
+const initialLineBuffer = 512
 
 // NewSSEReader reads events from r; maxLine bounds one line and one event's data (0 = 1 MiB).
 func NewSSEReader(r io.Reader, maxLine int) *SSEReader {

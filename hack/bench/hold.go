@@ -6,6 +6,8 @@ import (
 	"strconv"
 	"strings"
 	"time"
+
+	"github.com/nself-org/ai-orchestration/hack/internal/harness"
 )
 
 // holdResult is one target of the open-streams test.
@@ -19,6 +21,8 @@ type holdResult struct {
 	// anonAtMax and rssAtMax are the process's RssAnon and VmRSS sampled then.
 	maxOpen             int64
 	anonAtMax, rssAtMax int64
+	// prof is the heap and goroutine profile taken while the streams were open (pprof build only).
+	prof *holdProfile
 }
 
 type holdReport struct {
@@ -58,6 +62,23 @@ func holdStreams(ctx context.Context, o options, pm *procs, bins map[string]stri
 		defer pm.stop(dpr)
 		targets = append(targets, dpr)
 	}
+	pprofAddr := ""
+	if o.holdProfile {
+		// The shipped binary is measured above; the pprof build runs as one more target so that
+		// its profiles show where a held stream's memory goes.
+		port, err := harness.FreePort()
+		if err != nil {
+			return nil, err
+		}
+		pprofAddr = "127.0.0.1:" + strconv.Itoa(port)
+		dpp, err := startDataplane(ctx, pm, "slow-dataplane-pprof", bins["dataplane-pprof"], root, tmp, mock.url, o.redisURL, o.dataplaneLog,
+			"BENCH_PPROF_ADDR="+pprofAddr, "BENCH_MEMPROFILE_RATE=2048")
+		if err != nil {
+			return nil, err
+		}
+		defer pm.stop(dpp)
+		targets = append(targets, dpp)
+	}
 	rep := &holdReport{n: o.holdStreams, hold: o.holdFor}
 	for _, t := range targets {
 		// Warm up (tokenizer, connection pools) with a few streams, then measure from there.
@@ -87,10 +108,19 @@ func holdStreams(ctx context.Context, o options, pm *procs, bins map[string]stri
 				}
 			}
 		}()
+		profiled := make(chan error, 1)
+		if pprofAddr != "" && strings.HasSuffix(t.Name, "-pprof") {
+			go func() { profiled <- profileHeld(ctx, o, root, pprofAddr, o.holdStreams, &hr) }()
+		} else {
+			profiled <- nil
+		}
 		res, err := runGo(ctx, true, t.url, o.holdStreams, o.holdFor+o.holdFor/2, w)
 		close(done)
 		<-sampled
 		if err != nil {
+			return nil, fmt.Errorf("%s: %w", t.Name, err)
+		}
+		if err := <-profiled; err != nil {
 			return nil, fmt.Errorf("%s: %w", t.Name, err)
 		}
 		hr.completed, hr.errs, hr.ttfb50, hr.ttfb99, hr.peak = res.requests, res.errors, res.ttfb50, res.ttfb99, t.peakRSS()
@@ -111,9 +141,14 @@ func (r *holdReport) markdown() string {
 			us(x.ttfb50), us(x.ttfb99), float64(x.idleRSS)/(1<<20), float64(x.peak)/(1<<20),
 			float64(x.rssAtMax)/(1<<20), float64(x.anonAtMax)/(1<<20), per)
 	}
+	for _, x := range r.results {
+		if x.prof != nil {
+			b.WriteString("\n" + x.prof.markdown(x.target))
+		}
+	}
 	b.WriteString("\nRSS counts the pages of the executable that were touched (tens of MiB for the data plane's binary, depending on the page cache); anonymous RSS is the process's own memory.\n")
 	for _, x := range r.results {
-		if strings.HasPrefix(x.target, "dataplane") {
+		if strings.HasPrefix(x.target, "dataplane") && !strings.HasSuffix(x.target, "-pprof") {
 			ok := "yes"
 			if x.peak >= 100<<20 || x.errs > 0 {
 				ok = "**no**"

@@ -62,6 +62,7 @@ type options struct {
 	table        bool
 	holdStreams  int
 	holdFor      time.Duration
+	holdProfile  bool
 }
 
 func parseFlags(args []string) (options, error) {
@@ -90,6 +91,7 @@ func parseFlags(args []string) (options, error) {
 	fs.BoolVar(&o.table, "table", true, "measure the side-by-side table (false: only --profile and/or --hold-streams)")
 	fs.IntVar(&o.holdStreams, "hold-streams", 0, "also hold this many streams open at once (e.g. 1000) and report peak RSS")
 	fs.DurationVar(&o.holdFor, "hold-for", 5*time.Second, "how long each held stream lasts")
+	fs.BoolVar(&o.holdProfile, "hold-profile", false, "with --hold-streams: also hold them through a pprof build of the data plane and save its heap and goroutine profiles while they are open")
 	if err := fs.Parse(args); err != nil {
 		return o, err
 	}
@@ -160,7 +162,7 @@ func run(ctx context.Context, o options) error {
 	defer pm.StopAll()
 
 	logf("building mockupstream, floor and dataplane")
-	bins, err := build(ctx, root, tmp, o.profile)
+	bins, err := build(ctx, root, tmp, o.profile || o.holdProfile && o.holdStreams > 0)
 	if err != nil {
 		return err
 	}

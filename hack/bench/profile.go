@@ -148,3 +148,99 @@ func (p *profileResult) markdown() string {
 	}
 	return b.String()
 }
+
+// holdProfile is what the pprof build of the data plane held while the streams were open.
+type holdProfile struct {
+	open                        int64
+	heapFile, goroutineFile     string
+	stacksFile                  string
+	heapTop, goroutineTop       string
+	memStats                    string
+	goroutines, goroutineGroups int
+}
+
+// profileHeld waits until n streams are open through the data plane at pprofAddr (or most of
+// the hold has passed), then saves its in-use heap (after a GC), its goroutine profile and the
+// goroutines' stacks as text, and the runtime's memory statistics, into hr.prof.
+func profileHeld(ctx context.Context, o options, root, pprofAddr string, n int, hr *holdResult) error {
+	deadline := time.Now().Add(o.holdFor * 4 / 5)
+	for streamsOpen.Load() < int64(n) && time.Now().Before(deadline) {
+		select {
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-time.After(50 * time.Millisecond):
+		}
+	}
+	dir := o.resultsDir
+	if !filepath.IsAbs(dir) {
+		dir = filepath.Join(root, dir)
+	}
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		return fmt.Errorf("failed to create %s: %w", dir, err)
+	}
+	stamp := time.Now().UTC().Format("2006-01-02T150405Z") + "-hold" + strconv.Itoa(n)
+	p := &holdProfile{open: streamsOpen.Load(),
+		heapFile: filepath.Join(dir, stamp+"-heap.pprof"), goroutineFile: filepath.Join(dir, stamp+"-goroutine.pprof"),
+		stacksFile: filepath.Join(dir, stamp+"-goroutines.txt")}
+	base := "http://" + pprofAddr + "/debug/pprof/"
+	memFile := filepath.Join(dir, stamp+"-heap.txt")
+	// Goroutines first: they are quick to take, and the heap profile (a GC and its encoding)
+	// takes long enough on a busy machine for the first streams to end meanwhile.
+	for _, f := range []struct{ url, path string }{
+		{base + "goroutine", p.goroutineFile}, {base + "goroutine?debug=1", p.stacksFile},
+		{base + "heap?debug=1", memFile}, {base + "heap?gc=1", p.heapFile},
+	} {
+		if err := fetch(ctx, f.url, f.path); err != nil {
+			return err
+		}
+	}
+	top := func(args ...string) string {
+		out, err := exec.CommandContext(ctx, "go", append([]string{"tool", "pprof", "-top", "-nodecount=30"}, args...)...).Output()
+		if err != nil {
+			return "pprof failed: " + err.Error()
+		}
+		return trimPprofHeader(string(out))
+	}
+	p.heapTop = top("-sample_index=inuse_space", p.heapFile)
+	p.goroutineTop = top("-cum", p.goroutineFile)
+	if b, err := os.ReadFile(memFile); err == nil {
+		// The text heap profile ends with runtime.MemStats; the stack and heap lines say how the
+		// process's own memory splits.
+		var keep []string
+		for line := range strings.SplitSeq(string(b), "\n") {
+			for _, k := range []string{"# HeapAlloc ", "# HeapInuse ", "# HeapIdle ", "# HeapReleased ", "# HeapObjects ", "# Stack ", "# MSpan ", "# Sys ", "# NumGC "} {
+				if strings.HasPrefix(line, k) {
+					keep = append(keep, strings.TrimPrefix(line, "# "))
+				}
+			}
+		}
+		p.memStats = strings.Join(keep, "\n")
+	}
+	if b, err := os.ReadFile(p.stacksFile); err == nil {
+		// "goroutine profile: total N", then one "COUNT @ PCs" line per distinct stack.
+		for line := range strings.SplitSeq(string(b), "\n") {
+			if t, ok := strings.CutPrefix(line, "goroutine profile: total "); ok {
+				p.goroutines, _ = strconv.Atoi(strings.TrimSpace(t))
+			} else if strings.Contains(line, " @ 0x") {
+				p.goroutineGroups++
+			}
+		}
+	}
+	hr.prof = p
+	logf("    profiles with %d streams open: %s, %s, %s (%d goroutines)", p.open, filepath.Base(p.heapFile),
+		filepath.Base(p.goroutineFile), filepath.Base(p.stacksFile), p.goroutines)
+	return nil
+}
+
+func (p *holdProfile) markdown(target string) string {
+	var b strings.Builder
+	fmt.Fprintf(&b, "#### %s with %d streams open: heap and goroutines\n\n", target, p.open)
+	fmt.Fprintf(&b, "Profiles: `%s`, `%s`; stacks `%s`. %d goroutines in %d distinct stacks.\n\n",
+		filepath.Base(p.heapFile), filepath.Base(p.goroutineFile), filepath.Base(p.stacksFile), p.goroutines, p.goroutineGroups)
+	for _, s := range []struct{ title, body string }{
+		{"runtime.MemStats", p.memStats}, {"In-use heap (after a GC)", p.heapTop}, {"Goroutines, cumulative", p.goroutineTop},
+	} {
+		fmt.Fprintf(&b, "%s:\n\n```\n%s\n```\n\n", s.title, s.body)
+	}
+	return b.String()
+}
