@@ -85,29 +85,37 @@ func (c *oaContent) UnmarshalJSON(b []byte) error {
 // OAChatRequest is the body of POST /v1/chat/completions (the fields the gateway uses; others
 // are accepted and ignored, as OpenAI-compatible servers do).
 type OAChatRequest struct {
-	Model    string `json:"model"`
-	Messages []struct {
-		Role    string    `json:"role"`
-		Content oaContent `json:"content"`
-	} `json:"messages"`
-	Stream        bool `json:"stream"`
-	StreamOptions *struct {
-		IncludeUsage bool `json:"include_usage"`
-	} `json:"stream_options"`
-	MaxTokens           *int64          `json:"max_tokens"`
-	MaxCompletionTokens *int64          `json:"max_completion_tokens"`
-	Temperature         *float64        `json:"temperature"`
-	TopP                *float64        `json:"top_p"`
-	N                   *int            `json:"n"`
-	Stop                json.RawMessage `json:"stop"`
-	ResponseFormat      *struct {
-		Type       string `json:"type"`
-		JSONSchema *struct {
-			Name   string          `json:"name"`
-			Schema json.RawMessage `json:"schema"`
-		} `json:"json_schema"`
-	} `json:"response_format"`
-	User string `json:"user"`
+	Model               string            `json:"model"`
+	Messages            []oaMessage       `json:"messages"`
+	Stream              bool              `json:"stream"`
+	StreamOptions       *oaStreamOptions  `json:"stream_options"`
+	MaxTokens           *int64            `json:"max_tokens"`
+	MaxCompletionTokens *int64            `json:"max_completion_tokens"`
+	Temperature         *float64          `json:"temperature"`
+	TopP                *float64          `json:"top_p"`
+	N                   *int              `json:"n"`
+	Stop                json.RawMessage   `json:"stop"`
+	ResponseFormat      *oaResponseFormat `json:"response_format"`
+	User                string            `json:"user"`
+}
+
+type oaMessage struct {
+	Role    string    `json:"role"`
+	Content oaContent `json:"content"`
+}
+
+type oaStreamOptions struct {
+	IncludeUsage bool `json:"include_usage"`
+}
+
+type oaResponseFormat struct {
+	Type       string        `json:"type"`
+	JSONSchema *oaJSONSchema `json:"json_schema"`
+}
+
+type oaJSONSchema struct {
+	Name   string          `json:"name"`
+	Schema json.RawMessage `json:"schema"`
 }
 
 // OAUsage is OpenAI's usage object.
@@ -255,12 +263,8 @@ func (h *Handlers) ChatCompletions(c *gin.Context) {
 		if !strings.HasPrefix(id, "chatcmpl-") { // an OpenAI-compatible upstream's own ID already has it
 			id = "chatcmpl-" + id
 		}
-		c.JSON(http.StatusOK, OAChatCompletion{
-			ID: id, Object: "chat.completion", Created: time.Now().Unix(), Model: res.Model,
-			Choices: []OAChatChoice{{Index: 0, Message: OAChatMessage{Role: "assistant", Content: res.Content},
-				Logprobs: jsonNull, FinishReason: res.FinishReason}},
-			Usage: oaUsage(res.Usage),
-		})
+		writeCompletion(c, &completionReply{ID: id, Created: time.Now().Unix(), Model: res.Model,
+			Content: res.Content, FinishReason: res.FinishReason, Usage: oaUsage(res.Usage)})
 		return
 	}
 	st, err := h.svc.StartChatStream(c.Request.Context(), rt, in)

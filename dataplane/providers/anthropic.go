@@ -21,6 +21,14 @@ const defaultAnthropicMaxTokens = 4096
 type anthropic struct {
 	base
 	caps map[string]int64
+	// messages is the Messages endpoint, built once by [newAnthropic].
+	messages target
+}
+
+func newAnthropic(b base, caps map[string]int64) *anthropic {
+	a := &anthropic{base: b, caps: caps}
+	a.messages = newTarget(http.MethodPost, b.baseURL+"/v1/messages", a.headers())
+	return a
 }
 
 type antMessage struct {
@@ -135,7 +143,7 @@ type antResponse struct {
 }
 
 func (a *anthropic) Chat(ctx context.Context, req *ChatRequest) (*ChatResponse, error) {
-	c, err := a.send(ctx, http.MethodPost, a.baseURL+"/v1/messages", a.body(req, false), a.headers(), parseAnthropicError)
+	c, err := a.post(ctx, &a.messages, a.body(req, false), parseAnthropicError)
 	if err != nil {
 		return nil, err
 	}
@@ -176,7 +184,7 @@ type antEvent struct {
 }
 
 func (a *anthropic) ChatStream(ctx context.Context, req *ChatRequest) (Stream, error) {
-	c, err := a.send(ctx, http.MethodPost, a.baseURL+"/v1/messages", a.body(req, true), a.headers(), parseAnthropicError)
+	c, err := a.post(ctx, &a.messages, a.body(req, true), parseAnthropicError)
 	if err != nil {
 		return nil, err
 	}

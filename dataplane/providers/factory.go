@@ -47,21 +47,21 @@ func New(p config.Provider, hc *http.Client) (Provider, error) {
 	switch p.Type {
 	case config.ProviderOpenAI:
 		def(DefaultOpenAIBaseURL)
-		return &openAIModerator{openAI{base: b, official: true}}, nil
+		return &openAIModerator{*newOpenAI(b, true)}, nil
 	case config.ProviderOpenAICompatible:
 		if b.baseURL == "" {
 			return nil, fmt.Errorf("failed to build provider %s: openai-compatible needs a baseURL", p.Name)
 		}
-		return &openAI{base: b}, nil
+		return newOpenAI(b, false), nil
 	case config.ProviderAnthropic:
 		def(DefaultAnthropicBaseURL)
-		return &anthropic{base: b, caps: outputCaps(p)}, nil
+		return newAnthropic(b, outputCaps(p)), nil
 	case config.ProviderGoogle:
 		def(DefaultGoogleBaseURL)
 		return &google{base: b}, nil
 	case config.ProviderOllama:
 		def(DefaultOllamaBaseURL)
-		return &ollama{base: b}, nil
+		return newOllama(b), nil
 	case config.ProviderMock:
 		m := config.Mock{}
 		if p.Mock != nil {

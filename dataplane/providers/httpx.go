@@ -11,6 +11,7 @@ import (
 	"net/http"
 	"strconv"
 	"strings"
+	"sync"
 	"sync/atomic"
 	"syscall"
 	"time"
@@ -126,30 +127,94 @@ func (c *call) close() {
 // errParser extracts a provider's error type and message from an error body.
 type errParser func(body []byte) (typ, msg string, retry time.Duration, ok bool)
 
-// send posts body as JSON and returns the open response when the status is 2xx, or a mapped
-// *Error otherwise. headers are set on the request (auth lives there, never in messages).
-func (b *base) send(ctx context.Context, method, url string, body any, headers map[string]string, parse errParser) (*call, error) {
-	var rdr io.Reader
-	if body != nil {
-		buf, err := json.Marshal(body)
-		if err != nil {
-			return nil, &Error{Kind: KindBadRequest, Provider: b.name, Message: "failed to encode request", Err: err}
-		}
-		rdr = bytes.NewReader(buf)
-	}
-	wctx, cancel, wd := startWatchdog(ctx, b.timeout)
-	req, err := http.NewRequestWithContext(wctx, method, url, rdr)
+// target is one upstream endpoint: its request line and headers, built once when the snapshot
+// is compiled instead of on every call (URL parsing, header canonicalisation and the header map
+// were a tenth of the bytes allocated per request).
+type target struct {
+	// tmpl is the request every call copies (with its own context and body). Its URL and Header
+	// are shared by all the copies: net/http only reads them (a RoundTripper must not modify the
+	// request, and the client forks it before adding anything), and so do we.
+	tmpl *http.Request
+	// err is why the URL or method is unusable; every call then fails with it, as before.
+	err error
+}
+
+// newTarget builds the target of method url with the JSON headers and headers (auth lives
+// there, never in messages).
+func newTarget(method, url string, headers map[string]string) target {
+	req, err := http.NewRequest(method, url, nil)
 	if err != nil {
-		cancel()
-		return nil, &Error{Kind: KindBadRequest, Provider: b.name, Message: "failed to build request", Err: err}
+		return target{err: err}
 	}
-	if body != nil {
-		req.Header.Set("Content-Type", "application/json")
-	}
+	req.Header.Set("Content-Type", "application/json")
 	req.Header.Set("Accept", "application/json")
 	for k, v := range headers {
 		req.Header.Set(k, v)
 	}
+	return target{tmpl: req}
+}
+
+// send posts body as JSON and returns the open response when the status is 2xx, or a mapped
+// *Error otherwise. headers are set on the request (auth lives there, never in messages). It is
+// for the calls whose URL changes per request; the others have a [target] and use sendTo.
+func (b *base) send(ctx context.Context, method, url string, body any, headers map[string]string, parse errParser) (*call, error) {
+	buf, err := b.marshal(body)
+	if err != nil {
+		return nil, err
+	}
+	t := newTarget(method, url, headers)
+	return b.sendTo(ctx, &t, buf, parse)
+}
+
+// post encodes body with encoding/json and posts it to t, as send does.
+func (b *base) post(ctx context.Context, t *target, body any, parse errParser) (*call, error) {
+	buf, err := b.marshal(body)
+	if err != nil {
+		return nil, err
+	}
+	return b.sendTo(ctx, t, buf, parse)
+}
+
+// marshal encodes a request body with encoding/json.
+func (b *base) marshal(body any) ([]byte, error) {
+	buf, err := json.Marshal(body)
+	if err != nil {
+		return nil, &Error{Kind: KindBadRequest, Provider: b.name, Message: "failed to encode request", Err: err}
+	}
+	return buf, nil
+}
+
+// scratchPool recycles the buffers request bodies are encoded into before being copied out at
+// their exact size.
+var scratchPool = sync.Pool{New: func() any { b := make([]byte, 0, 4<<10); return &b }}
+
+// maxPooledScratch keeps the pool from pinning the memory of an occasional huge body.
+const maxPooledScratch = 256 << 10
+
+func putScratch(b *[]byte) {
+	if cap(*b) <= maxPooledScratch {
+		scratchPool.Put(b)
+	}
+}
+
+// sendTo posts the encoded JSON body to t, as send does. body must not change afterwards: the
+// transport may read it again (GetBody) after this returns.
+func (b *base) sendTo(ctx context.Context, t *target, body []byte, parse errParser) (*call, error) {
+	if t.tmpl == nil {
+		err := t.err
+		if err == nil {
+			err = errors.New("no request target")
+		}
+		return nil, &Error{Kind: KindBadRequest, Provider: b.name, Message: "failed to build request", Err: err}
+	}
+	wctx, cancel, wd := startWatchdog(ctx, b.timeout)
+	req := t.tmpl.WithContext(wctx)
+	// What http.NewRequest sets for a *bytes.Reader body. The body stays a *bytes.Reader behind
+	// io.NopCloser: the transport recognises that as in memory and writes the headers and the
+	// body in one packet, where any other reader costs a flush (a write syscall) of its own.
+	req.ContentLength = int64(len(body))
+	req.Body = io.NopCloser(bytes.NewReader(body))
+	req.GetBody = func() (io.ReadCloser, error) { return io.NopCloser(bytes.NewReader(body)), nil }
 	resp, err := b.hc.Do(req)
 	if err != nil {
 		cancel()

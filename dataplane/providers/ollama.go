@@ -12,6 +12,15 @@ import (
 // ollama speaks Ollama's native API (/api/chat with NDJSON streaming, /api/embed).
 type ollama struct {
 	base
+	// The endpoints, built once by [newOllama].
+	chat, embed target
+}
+
+func newOllama(b base) *ollama {
+	o := &ollama{base: b}
+	o.chat = newTarget(http.MethodPost, b.baseURL+"/api/chat", o.headers())
+	o.embed = newTarget(http.MethodPost, b.baseURL+"/api/embed", o.headers())
+	return o
 }
 
 type olOptions struct {
@@ -97,7 +106,7 @@ func (o *ollama) body(req *ChatRequest, stream bool) *olChatRequest {
 }
 
 func (o *ollama) Chat(ctx context.Context, req *ChatRequest) (*ChatResponse, error) {
-	c, err := o.send(ctx, http.MethodPost, o.baseURL+"/api/chat", o.body(req, false), o.headers(), parseOllamaError)
+	c, err := o.post(ctx, &o.chat, o.body(req, false), parseOllamaError)
 	if err != nil {
 		return nil, err
 	}
@@ -117,7 +126,7 @@ func (o *ollama) Chat(ctx context.Context, req *ChatRequest) (*ChatResponse, err
 }
 
 func (o *ollama) ChatStream(ctx context.Context, req *ChatRequest) (Stream, error) {
-	c, err := o.send(ctx, http.MethodPost, o.baseURL+"/api/chat", o.body(req, true), o.headers(), parseOllamaError)
+	c, err := o.post(ctx, &o.chat, o.body(req, true), parseOllamaError)
 	if err != nil {
 		return nil, err
 	}
@@ -164,7 +173,7 @@ func (o *ollama) stream(c *call) *httpStream {
 
 func (o *ollama) Embed(ctx context.Context, req *EmbedRequest) (*EmbedResponse, error) {
 	body := map[string]any{"model": req.Model, "input": req.Input}
-	c, err := o.send(ctx, http.MethodPost, o.baseURL+"/api/embed", body, o.headers(), parseOllamaError)
+	c, err := o.post(ctx, &o.embed, body, parseOllamaError)
 	if err != nil {
 		return nil, err
 	}

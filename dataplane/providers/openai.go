@@ -1,6 +1,7 @@
 package providers
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
@@ -8,6 +9,8 @@ import (
 	"net/http"
 	"slices"
 	"time"
+
+	"github.com/nself-org/ai-orchestration/dataplane/providers/jsonenc"
 )
 
 // openAI speaks the Chat Completions, Embeddings and Moderations APIs of OpenAI and of any
@@ -16,6 +19,16 @@ import (
 type openAI struct {
 	base
 	official bool
+	// The endpoints, built once by [newOpenAI].
+	chat, embed, moderate target
+}
+
+func newOpenAI(b base, official bool) *openAI {
+	o := &openAI{base: b, official: official}
+	o.chat = newTarget(http.MethodPost, b.baseURL+"/chat/completions", o.headers())
+	o.embed = newTarget(http.MethodPost, b.baseURL+"/embeddings", o.headers())
+	o.moderate = newTarget(http.MethodPost, b.baseURL+"/moderations", o.headers())
+	return o
 }
 
 // openAIModerator is the official OpenAI type, the only one that offers /moderations.
@@ -162,8 +175,103 @@ func (o *openAI) chatBody(req *ChatRequest, stream bool) *oaiChatRequest {
 	return body
 }
 
+// encodeChat is json.Marshal(o.chatBody(req, stream)), byte for byte (openai_encode_test.go
+// holds it to that), without reflection or the intermediate struct when [appendChat] can write
+// it. The result is sized to the body: the transport may read it again after the call returns
+// (GetBody), so it is never recycled.
+func (o *openAI) encodeChat(req *ChatRequest, stream bool) ([]byte, error) {
+	sp := scratchPool.Get().(*[]byte)
+	defer putScratch(sp)
+	if b, ok := o.appendChat((*sp)[:0], req, stream); ok {
+		*sp = b
+		return bytes.Clone(b), nil
+	}
+	return o.marshal(o.chatBody(req, stream))
+}
+
+// appendChat appends the body chatBody describes; ok is false when encoding/json must write it:
+// a JSON schema (which it validates and compacts) or a float JSON cannot hold (which it refuses).
+func (o *openAI) appendChat(b []byte, req *ChatRequest, stream bool) (_ []byte, ok bool) {
+	rf := req.ResponseFormat
+	if rf != nil && (rf.Type == "" || rf.Type == "text") {
+		rf = nil
+	}
+	if rf != nil && rf.Type == "json_schema" && len(rf.Schema) > 0 {
+		return b, false
+	}
+	b = append(b, `{"model":`...)
+	b = jsonenc.AppendString(b, req.Model)
+	b = append(b, `,"messages":[`...)
+	for i := range req.Messages {
+		m := &req.Messages[i]
+		if i > 0 {
+			b = append(b, ',')
+		}
+		b = append(b, `{"role":`...)
+		b = jsonenc.AppendString(b, m.Role)
+		b = append(b, `,"content":`...)
+		b = jsonenc.AppendString(b, m.Content)
+		b = append(b, '}')
+	}
+	b = append(b, ']')
+	if req.MaxTokens > 0 {
+		if o.official {
+			b = append(b, `,"max_completion_tokens":`...)
+		} else {
+			b = append(b, `,"max_tokens":`...)
+		}
+		b = jsonenc.AppendInt(b, req.MaxTokens)
+	}
+	if req.Temperature != nil {
+		if b, ok = jsonenc.AppendFloat(append(b, `,"temperature":`...), *req.Temperature); !ok {
+			return b, false
+		}
+	}
+	if req.TopP != nil {
+		if b, ok = jsonenc.AppendFloat(append(b, `,"top_p":`...), *req.TopP); !ok {
+			return b, false
+		}
+	}
+	if len(req.Stop) > 0 {
+		b = append(b, `,"stop":[`...)
+		for i, s := range req.Stop {
+			if i > 0 {
+				b = append(b, ',')
+			}
+			b = jsonenc.AppendString(b, s)
+		}
+		b = append(b, ']')
+	}
+	if rf != nil {
+		b = append(b, `,"response_format":{"type":`...)
+		b = jsonenc.AppendString(b, rf.Type)
+		if rf.Type == "json_schema" {
+			name := rf.Name
+			if name == "" {
+				name = "response"
+			}
+			b = append(b, `,"json_schema":{"name":`...)
+			b = jsonenc.AppendString(b, name)
+			b = append(b, '}')
+		}
+		b = append(b, '}')
+	}
+	if req.User != "" {
+		b = append(b, `,"user":`...)
+		b = jsonenc.AppendString(b, req.User)
+	}
+	if stream {
+		b = append(b, `,"stream":true,"stream_options":{"include_usage":true}`...)
+	}
+	return append(b, '}'), true
+}
+
 func (o *openAI) Chat(ctx context.Context, req *ChatRequest) (*ChatResponse, error) {
-	c, err := o.send(ctx, http.MethodPost, o.baseURL+"/chat/completions", o.chatBody(req, false), o.headers(), parseOpenAIError)
+	body, err := o.encodeChat(req, false)
+	if err != nil {
+		return nil, err
+	}
+	c, err := o.sendTo(ctx, &o.chat, body, parseOpenAIError)
 	if err != nil {
 		return nil, err
 	}
@@ -186,7 +294,11 @@ func (o *openAI) Chat(ctx context.Context, req *ChatRequest) (*ChatResponse, err
 }
 
 func (o *openAI) ChatStream(ctx context.Context, req *ChatRequest) (Stream, error) {
-	c, err := o.send(ctx, http.MethodPost, o.baseURL+"/chat/completions", o.chatBody(req, true), o.headers(), parseOpenAIError)
+	body, err := o.encodeChat(req, true)
+	if err != nil {
+		return nil, err
+	}
+	c, err := o.sendTo(ctx, &o.chat, body, parseOpenAIError)
 	if err != nil {
 		return nil, err
 	}
@@ -253,8 +365,11 @@ type oaiEmbedResponse struct {
 }
 
 func (o *openAI) Embed(ctx context.Context, req *EmbedRequest) (*EmbedResponse, error) {
-	body := &oaiEmbedRequest{Model: req.Model, Input: req.Input, EncodingFormat: "float", User: req.User}
-	c, err := o.send(ctx, http.MethodPost, o.baseURL+"/embeddings", body, o.headers(), parseOpenAIError)
+	body, err := o.marshal(&oaiEmbedRequest{Model: req.Model, Input: req.Input, EncodingFormat: "float", User: req.User})
+	if err != nil {
+		return nil, err
+	}
+	c, err := o.sendTo(ctx, &o.embed, body, parseOpenAIError)
 	if err != nil {
 		return nil, err
 	}
@@ -288,7 +403,11 @@ func (o *openAIModerator) Moderate(ctx context.Context, model string, input []st
 	if model != "" {
 		body["model"] = model
 	}
-	c, err := o.send(ctx, http.MethodPost, o.baseURL+"/moderations", body, o.headers(), parseOpenAIError)
+	enc, err := o.marshal(body)
+	if err != nil {
+		return nil, err
+	}
+	c, err := o.sendTo(ctx, &o.moderate, enc, parseOpenAIError)
 	if err != nil {
 		return nil, err
 	}
