@@ -22,6 +22,7 @@ import (
 
 	aiv1alpha1 "github.com/nself-org/ai-orchestration/api/v1alpha1"
 	"github.com/nself-org/ai-orchestration/internal/compiler"
+	"github.com/nself-org/ai-orchestration/internal/snapshotpublish"
 	"github.com/nself-org/ai-orchestration/internal/snapshotsecret"
 )
 
@@ -208,7 +209,7 @@ func TestThePublisherWritesOnceAndHandsOutOnlyChangedVerdicts(t *testing.T) {
 	require.ElementsMatch(t, []string{"openai", "broken", "mock"}, drain(providers))
 	require.Equal(t, []string{"r"}, drain(routes))
 
-	snap, err := snapshotsecret.Read(t.Context(), c, unitNS, snapshotsecret.DefaultName)
+	snap, err := snapshotpublish.Read(t.Context(), c, unitNS, snapshotsecret.DefaultName)
 	require.NoError(t, err)
 	require.Len(t, snap.Providers, 2, "the provider without its Secret is left out")
 	require.Equal(t, "sk-1", snap.Providers[1].APIKey.Reveal())

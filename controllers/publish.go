@@ -18,6 +18,7 @@ import (
 
 	aiv1alpha1 "github.com/nself-org/ai-orchestration/api/v1alpha1"
 	"github.com/nself-org/ai-orchestration/internal/compiler"
+	"github.com/nself-org/ai-orchestration/internal/snapshotpublish"
 	"github.com/nself-org/ai-orchestration/internal/snapshotsecret"
 )
 
@@ -109,7 +110,7 @@ func (r *SnapshotPublisher) Reconcile(ctx context.Context, _ ctrl.Request) (_ ct
 		return ctrl.Result{}, err
 	}
 	res := compiler.Compile(in)
-	changed, err := snapshotsecret.Write(ctx, recordingClient{Client: r.Client, own: &r.own}, r.Namespace, r.Name, res.Snapshot)
+	changed, err := snapshotpublish.Write(ctx, recordingClient{Client: r.Client, own: &r.own}, r.Namespace, r.Name, res.Snapshot)
 	if err != nil {
 		return ctrl.Result{}, fmt.Errorf("failed to publish snapshot: %w", err)
 	}

@@ -10,6 +10,7 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	"github.com/nself-org/ai-orchestration/dataplane/config"
+	"github.com/nself-org/ai-orchestration/internal/snapshotpublish"
 	"github.com/nself-org/ai-orchestration/internal/snapshotsecret"
 )
 
@@ -75,7 +76,7 @@ func TestTheManagerRepairsASnapshotSecretChangedOrDeletedByHand(t *testing.T) {
 				if cur.ResourceVersion == damagedRV {
 					return false
 				}
-				snap, err := snapshotsecret.Read(t.Context(), k8sClient, operatorNS, snapshotsecret.DefaultName)
+				snap, err := snapshotpublish.Read(t.Context(), k8sClient, operatorNS, snapshotsecret.DefaultName)
 				return err == nil && snap.Hash == before.Hash && len(cur.Data) == 1
 			}, waitFor, tick, "the publisher did not restore the snapshot Secret")
 
@@ -113,7 +114,7 @@ func waitForSnapshot(t *testing.T) *config.Snapshot {
 	var snap *config.Snapshot
 	require.Eventually(t, func() bool {
 		var err error
-		snap, err = snapshotsecret.Read(t.Context(), k8sClient, operatorNS, snapshotsecret.DefaultName)
+		snap, err = snapshotpublish.Read(t.Context(), k8sClient, operatorNS, snapshotsecret.DefaultName)
 		return err == nil
 	}, waitFor, tick, "no snapshot was published")
 	return snap

@@ -82,7 +82,7 @@ func (w *ownWrites) wrote(name, rv string) bool {
 	return ok && rv != "" && have == rv
 }
 
-// recordingClient is the client [snapshotsecret.Write] writes through: it records the
+// recordingClient is the client [snapshotpublish.Write] writes through: it records the
 // resourceVersion of every Secret it creates or updates in its [ownWrites].
 type recordingClient struct {
 	client.Client

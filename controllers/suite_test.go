@@ -29,7 +29,6 @@ import (
 	"k8s.io/apimachinery/pkg/runtime"
 	utilruntime "k8s.io/apimachinery/pkg/util/runtime"
 	utilyaml "k8s.io/apimachinery/pkg/util/yaml"
-	"k8s.io/client-go/kubernetes"
 	clientgoscheme "k8s.io/client-go/kubernetes/scheme"
 	"k8s.io/client-go/rest"
 	ctrl "sigs.k8s.io/controller-runtime"
@@ -42,6 +41,8 @@ import (
 	"github.com/nself-org/ai-orchestration/controllers"
 	"github.com/nself-org/ai-orchestration/dataplane/config"
 	"github.com/nself-org/ai-orchestration/internal/compiler"
+	"github.com/nself-org/ai-orchestration/internal/kubeclient"
+	"github.com/nself-org/ai-orchestration/internal/snapshotpublish"
 	"github.com/nself-org/ai-orchestration/internal/snapshotsecret"
 )
 
@@ -288,7 +289,7 @@ func createAll(t *testing.T, ns string, objs []client.Object) {
 			require.NoError(t, client.IgnoreNotFound(k8sClient.Delete(ctx, o)))
 		}
 		require.Eventually(t, func() bool {
-			snap, err := snapshotsecret.Read(ctx, k8sClient, operatorNS, snapshotsecret.DefaultName)
+			snap, err := snapshotpublish.Read(ctx, k8sClient, operatorNS, snapshotsecret.DefaultName)
 			return err == nil && !snapshotMentions(snap, ns)
 		}, waitFor, tick, "the snapshot still holds objects of namespace %s", ns)
 	})
@@ -341,7 +342,7 @@ func isCR(o client.Object) bool {
 
 func readSnapshot(t *testing.T) *config.Snapshot {
 	t.Helper()
-	snap, err := snapshotsecret.Read(t.Context(), k8sClient, operatorNS, snapshotsecret.DefaultName)
+	snap, err := snapshotpublish.Read(t.Context(), k8sClient, operatorNS, snapshotsecret.DefaultName)
 	require.NoError(t, err)
 	return snap
 }
@@ -377,7 +378,7 @@ func TestSamplesBecomeReadyAndPublishTheGoldenSnapshot(t *testing.T) {
 	// Every object is Ready; the snapshot holding them all is the last one written.
 	var snap *config.Snapshot
 	require.Eventually(t, func() bool {
-		s, err := snapshotsecret.Read(t.Context(), k8sClient, operatorNS, snapshotsecret.DefaultName)
+		s, err := snapshotpublish.Read(t.Context(), k8sClient, operatorNS, snapshotsecret.DefaultName)
 		if err != nil {
 			return false
 		}
@@ -508,10 +509,8 @@ func TestSnapshotFollowsACRChangeWithinTwoSeconds(t *testing.T) {
 	route := &aiv1alpha1.AIRoutePolicy{ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: "default-chat"}}
 	waitForReady(t, route, metav1.ConditionTrue, aiv1alpha1.ReasonReady)
 
-	cs, err := kubernetes.NewForConfig(adminCfg)
-	require.NoError(t, err)
 	snapshots := make(chan *config.Snapshot, 64)
-	stop := startWatch(t, cs, snapshots)
+	stop := startWatch(t, dataplaneSecrets(t, adminCfg, operatorNS), snapshots)
 	defer stop()
 
 	const rounds = 5
@@ -541,13 +540,22 @@ func TestSnapshotFollowsACRChangeWithinTwoSeconds(t *testing.T) {
 	t.Logf("worst of %d rounds: %v", rounds, worst)
 }
 
+// dataplaneSecrets returns the Secrets of namespace ns read with the data plane's own client
+// (internal/kubeclient, as cmd/dataplane builds it) acting with cfg's credentials.
+func dataplaneSecrets(t *testing.T, cfg *rest.Config, ns string) *kubeclient.Secrets {
+	t.Helper()
+	core, err := kubeclient.NewCore(cfg)
+	require.NoError(t, err)
+	return kubeclient.NewSecrets(core, ns)
+}
+
 // startWatch runs snapshotsecret.Watch (as the data plane does) until the returned stop is called.
-func startWatch(t *testing.T, cs kubernetes.Interface, out chan<- *config.Snapshot) func() {
+func startWatch(t *testing.T, secrets snapshotsecret.Secrets, out chan<- *config.Snapshot) func() {
 	t.Helper()
 	ctx, cancel := context.WithCancel(t.Context())
 	var wg sync.WaitGroup
 	wg.Go(func() {
-		err := snapshotsecret.Watch(ctx, cs, operatorNS, snapshotsecret.DefaultName,
+		err := snapshotsecret.Watch(ctx, secrets, operatorNS, snapshotsecret.DefaultName,
 			func(s *config.Snapshot) { out <- s }, func(error) {})
 		if err != nil {
 			t.Errorf("Watch failed: %v", err)
@@ -586,11 +594,10 @@ func TestTheDataPlaneRoleReadsOnlyTheSnapshot(t *testing.T) {
 
 	au, err := testEnv.AddUser(envtest.User{Name: user}, adminCfg)
 	require.NoError(t, err)
-	cs, err := kubernetes.NewForConfig(au.Config())
-	require.NoError(t, err)
+	secrets := dataplaneSecrets(t, au.Config(), operatorNS)
 
 	snapshots := make(chan *config.Snapshot, 8)
-	stop := startWatch(t, cs, snapshots)
+	stop := startWatch(t, secrets, snapshots)
 	defer stop()
 	select {
 	case s := <-snapshots:
@@ -599,11 +606,11 @@ func TestTheDataPlaneRoleReadsOnlyTheSnapshot(t *testing.T) {
 		require.FailNow(t, "the data plane's Role could not watch the snapshot")
 	}
 
-	_, err = cs.CoreV1().Secrets(operatorNS).Get(t.Context(), other.Name, metav1.GetOptions{})
+	_, err = secrets.Get(t.Context(), other.Name, metav1.GetOptions{})
 	require.True(t, apierrors.IsForbidden(err), "get of another Secret: %v", err)
-	_, err = cs.CoreV1().Secrets(operatorNS).List(t.Context(), metav1.ListOptions{})
+	_, err = secrets.List(t.Context(), metav1.ListOptions{})
 	require.True(t, apierrors.IsForbidden(err), "list of every Secret: %v", err)
-	_, err = cs.CoreV1().Secrets("default").List(t.Context(), metav1.ListOptions{})
+	_, err = dataplaneSecrets(t, au.Config(), "default").List(t.Context(), metav1.ListOptions{})
 	require.True(t, apierrors.IsForbidden(err), "list of another namespace: %v", err)
 }
 
@@ -631,7 +638,7 @@ func TestALargeSnapshotIsShardedAcrossSecretsTheAPIServerAccepts(t *testing.T) {
 	t.Logf("encoded snapshot: %d bytes", len(encoded))
 	require.Greater(t, len(encoded), snapshotsecret.MaxPartBytes, "the test snapshot must need parts")
 
-	changed, err := snapshotsecret.Write(t.Context(), k8sClient, operatorNS, name, snap)
+	changed, err := snapshotpublish.Write(t.Context(), k8sClient, operatorNS, name, snap)
 	require.NoError(t, err)
 	require.True(t, changed)
 	t.Cleanup(func() {
@@ -639,13 +646,12 @@ func TestALargeSnapshotIsShardedAcrossSecretsTheAPIServerAccepts(t *testing.T) {
 			_ = k8sClient.Delete(context.Background(), &corev1.Secret{ObjectMeta: metav1.ObjectMeta{Namespace: operatorNS, Name: n}})
 		}
 	})
-	got, err := snapshotsecret.Read(t.Context(), k8sClient, operatorNS, name)
+	got, err := snapshotpublish.Read(t.Context(), k8sClient, operatorNS, name)
 	require.NoError(t, err)
 	require.Equal(t, snap.Hash, got.Hash)
 	require.Equal(t, snap.Providers, got.Providers)
 
-	cs, err := kubernetes.NewForConfig(adminCfg)
-	require.NoError(t, err)
+	secrets := dataplaneSecrets(t, adminCfg, operatorNS)
 	ctx, cancel := context.WithCancel(t.Context())
 	defer cancel()
 	delivered := make(chan *config.Snapshot, 1)
@@ -653,7 +659,7 @@ func TestALargeSnapshotIsShardedAcrossSecretsTheAPIServerAccepts(t *testing.T) {
 	defer wg.Wait()
 	defer cancel()
 	wg.Go(func() {
-		_ = snapshotsecret.Watch(ctx, cs, operatorNS, name, func(s *config.Snapshot) {
+		_ = snapshotsecret.Watch(ctx, secrets, operatorNS, name, func(s *config.Snapshot) {
 			select {
 			case delivered <- s:
 			default:

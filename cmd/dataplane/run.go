@@ -13,14 +13,6 @@ import (
 	"strings"
 	"time"
 
-	k8sruntime "k8s.io/apimachinery/pkg/runtime"
-	"k8s.io/client-go/kubernetes"
-	"k8s.io/client-go/rest"
-	"k8s.io/client-go/tools/clientcmd"
-	"sigs.k8s.io/controller-runtime/pkg/client"
-
-	aiv1alpha1 "github.com/nself-org/ai-orchestration/api/v1alpha1"
-
 	"github.com/nself-org/ai-orchestration/dataplane/cache"
 	"github.com/nself-org/ai-orchestration/dataplane/config"
 	"github.com/nself-org/ai-orchestration/dataplane/governor"
@@ -35,6 +27,8 @@ import (
 	"github.com/nself-org/ai-orchestration/dataplane/tracing"
 	"github.com/nself-org/ai-orchestration/internal/budgetwriter"
 	"github.com/nself-org/ai-orchestration/internal/compiler"
+	"github.com/nself-org/ai-orchestration/internal/kubeclient"
+	"github.com/nself-org/ai-orchestration/internal/logbuf"
 	"github.com/nself-org/ai-orchestration/internal/seedenv"
 	"github.com/nself-org/ai-orchestration/internal/snapshotsecret"
 )
@@ -123,10 +117,16 @@ func parseFlags(args []string, stderr io.Writer) (Settings, error) {
 // a default route and budgets from them (see internal/seedenv). `dataplane manifests` prints
 // those objects as YAML, to move them to custom resources.
 func Run(ctx context.Context, args []string) error {
+	return run(ctx, args, os.Stderr, logbuf.DefaultInterval)
+}
+
+// run is [Run] logging to stderr, whose log lines wait at most flushEvery before they are
+// written (tests stretch it to prove that nothing buffered is lost at shutdown).
+func run(ctx context.Context, args []string, stderr io.Writer, flushEvery time.Duration) error {
 	if len(args) > 0 && args[0] == "manifests" {
-		return printManifests(args[1:], os.Getenv, os.Stdout, os.Stderr)
+		return printManifests(args[1:], os.Getenv, os.Stdout, stderr)
 	}
-	s, err := parseFlags(args, os.Stderr)
+	s, err := parseFlags(args, stderr)
 	if err != nil {
 		return err
 	}
@@ -146,7 +146,10 @@ func Run(ctx context.Context, args []string) error {
 	if err := level.UnmarshalText([]byte(s.LogLevel)); err != nil {
 		return fmt.Errorf("invalid --log-level: %w", err)
 	}
-	log := slog.New(slog.NewJSONHandler(os.Stderr, &slog.HandlerOptions{Level: level}))
+	// Lines are written in batches (one write per request was a visible share of a request's
+	// CPU); error lines at once; Close writes the rest after the drain and every deferred log.
+	log, logw := logbuf.New(stderr, level, logbuf.Options{Interval: flushEvery})
+	defer func() { _ = logw.Close() }()
 	applyMemoryLimit(os.Getenv, os.ReadFile, log)
 	ln, err := net.Listen("tcp", s.Addr)
 	if err != nil {
@@ -227,14 +230,14 @@ func serve(ctx context.Context, s Settings, ln net.Listener, log *slog.Logger) e
 		// Budgets live in the environment here; the budgets API answers not_ready.
 		source = func(ctx context.Context) { <-ctx.Done() }
 	default:
-		cs, cl, ns, err := clusterClient(s.Kubeconfig, s.Namespace)
+		secrets, budgets, ns, err := clusterClient(s.Kubeconfig, s.Namespace)
 		if err != nil {
 			_ = ln.Close()
 			return fmt.Errorf("no --manifests folder and not in a cluster: %w", err)
 		}
-		h.Budgets = handlers.NewBudgetHandlers(budgetwriter.NewCluster(cl, ns), gov, holder)
+		h.Budgets = handlers.NewBudgetHandlers(budgets, gov, holder)
 		source = func(ctx context.Context) {
-			err := snapshotsecret.Watch(ctx, cs, ns, s.SnapshotSecret,
+			err := snapshotsecret.Watch(ctx, secrets, ns, s.SnapshotSecret,
 				func(snap *config.Snapshot) { _ = holder.Apply(snap) }, holder.Fail)
 			if err != nil {
 				holder.Fail(err)
@@ -274,30 +277,14 @@ func LoadManifests(dir string) (*config.Snapshot, []string, error) {
 
 const serviceAccountNamespace = "/var/run/secrets/kubernetes.io/serviceaccount/namespace"
 
-// clusterClient returns a clientset (for the snapshot Secret watch), a controller-runtime
-// client that knows our kinds (for budgets written through the API) and the namespace.
-func clusterClient(kubeconfig, ns string) (kubernetes.Interface, client.Client, string, error) {
-	var cfg *rest.Config
-	var err error
-	if kubeconfig != "" {
-		cfg, err = clientcmd.BuildConfigFromFlags("", kubeconfig)
-	} else {
-		cfg, err = rest.InClusterConfig()
-	}
+// clusterClient returns the reader of the snapshot Secrets, the writer of AIBudgets set through
+// the budgets API, and the namespace of both. They are REST clients of exactly those two resources
+// (internal/kubeclient): the generated clientset and controller-runtime's client would make the
+// binary and its memory much larger for nothing the data plane uses.
+func clusterClient(kubeconfig, ns string) (*kubeclient.Secrets, *budgetwriter.Cluster, string, error) {
+	cfg, err := kubeclient.LoadConfig(kubeconfig)
 	if err != nil {
-		return nil, nil, "", fmt.Errorf("failed to load the cluster config: %w", err)
-	}
-	cs, err := kubernetes.NewForConfig(cfg)
-	if err != nil {
-		return nil, nil, "", fmt.Errorf("failed to build the Kubernetes client: %w", err)
-	}
-	scheme := k8sruntime.NewScheme()
-	if err := aiv1alpha1.AddToScheme(scheme); err != nil {
-		return nil, nil, "", fmt.Errorf("failed to register the API types: %w", err)
-	}
-	cl, err := client.New(cfg, client.Options{Scheme: scheme})
-	if err != nil {
-		return nil, nil, "", fmt.Errorf("failed to build the API client: %w", err)
+		return nil, nil, "", err
 	}
 	if ns == "" {
 		ns = os.Getenv("POD_NAMESPACE")
@@ -309,7 +296,15 @@ func clusterClient(kubeconfig, ns string) (kubernetes.Interface, client.Client, 
 		}
 		ns = strings.TrimSpace(string(b))
 	}
-	return cs, cl, ns, nil
+	core, err := kubeclient.NewCore(cfg)
+	if err != nil {
+		return nil, nil, "", err
+	}
+	budgets, err := budgetwriter.NewClusterFromConfig(cfg, ns)
+	if err != nil {
+		return nil, nil, "", err
+	}
+	return kubeclient.NewSecrets(core, ns), budgets, ns, nil
 }
 
 // printManifests implements `dataplane manifests [--include-secrets]`: the objects the seed's

@@ -6,14 +6,13 @@ import (
 	"fmt"
 
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
-	k8sruntime "k8s.io/apimachinery/pkg/runtime"
-	"k8s.io/apimachinery/pkg/types"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/client-go/rest"
 	"k8s.io/client-go/util/retry"
-	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	aiv1alpha1 "github.com/nself-org/ai-orchestration/api/v1alpha1"
 	"github.com/nself-org/ai-orchestration/dataplane/handlers"
+	"github.com/nself-org/ai-orchestration/internal/kubeclient"
 )
 
 // Cluster is the in-cluster [handlers.BudgetAdmin]: it writes AIBudgets through the API server,
@@ -22,27 +21,30 @@ import (
 //
 // RBAC: get, list, create, update, delete on aibudgets.ai.nself.org; list across all namespaces
 // (budgets of any namespace apply to requests, so a GitOps-owned one anywhere is a conflict).
+//
+// It speaks to the API server with a plain REST client of ai.nself.org/v1alpha1 (internal/kubeclient),
+// not controller-runtime's client: the data plane links this package, and must stay small.
 type Cluster struct {
-	// Client reads and writes AIBudgets; its scheme must know api/v1alpha1.
-	Client client.Client
+	// Client is a REST client of ai.nself.org/v1alpha1 whose scheme knows api/v1alpha1
+	// ([NewClusterFromConfig] builds one).
+	Client rest.Interface
 	// Namespace of the written AIBudgets; default [DefaultNamespace].
 	Namespace string
 }
 
-// NewCluster returns the cluster writer writing into namespace ns.
-func NewCluster(c client.Client, ns string) *Cluster { return &Cluster{Client: c, Namespace: ns} }
+// aibudgets is the AIBudget resource's name in the API paths.
+const aibudgets = "aibudgets"
 
-// NewClusterFromConfig builds an uncached client for AIBudgets from cfg (rest.InClusterConfig in
-// the data plane) and returns the cluster writer over it. Uncached: the API is used rarely, and a
-// cache would mean a cluster-wide AIBudget informer in every replica.
+// NewCluster returns the cluster writer writing into namespace ns through c.
+func NewCluster(c rest.Interface, ns string) *Cluster { return &Cluster{Client: c, Namespace: ns} }
+
+// NewClusterFromConfig builds an uncached client for AIBudgets from cfg (the pod's in-cluster
+// config in the data plane) and returns the cluster writer over it. Uncached: the API is used
+// rarely, and a cache would mean a cluster-wide AIBudget informer in every replica.
 func NewClusterFromConfig(cfg *rest.Config, ns string) (*Cluster, error) {
-	scheme := k8sruntime.NewScheme()
-	if err := aiv1alpha1.AddToScheme(scheme); err != nil {
-		return nil, fmt.Errorf("failed to register the AIBudget kind: %w", err)
-	}
-	c, err := client.New(cfg, client.Options{Scheme: scheme})
+	c, err := kubeclient.ForGroupVersion(cfg, aiv1alpha1.GroupVersion, aiv1alpha1.AddToScheme)
 	if err != nil {
-		return nil, fmt.Errorf("failed to build the AIBudget client: %w", err)
+		return nil, err
 	}
 	return NewCluster(c, ns), nil
 }
@@ -56,7 +58,8 @@ func (c *Cluster) ns() string {
 
 func (c *Cluster) budgets(ctx context.Context) ([]aiv1alpha1.AIBudget, error) {
 	var list aiv1alpha1.AIBudgetList
-	if err := c.Client.List(ctx, &list); err != nil {
+	// No namespace: every namespace's AIBudgets.
+	if err := c.Client.Get().Resource(aibudgets).Do(ctx).Into(&list); err != nil {
 		return nil, fmt.Errorf("failed to list AIBudgets: %w", err)
 	}
 	return list.Items, nil
@@ -68,6 +71,16 @@ func invalid(err error) error {
 		return &handlers.BudgetInvalidError{Message: err.Error()}
 	}
 	return err
+}
+
+// refused maps the API server's refusal of a write of AIBudget name: a create that lost a race
+// (AlreadyExists) becomes a conflict, which [retry.RetryOnConflict] retries; a validation refusal
+// becomes the API's 400.
+func refused(err error, name string) error {
+	if apierrors.IsAlreadyExists(err) {
+		return apierrors.NewConflict(aiv1alpha1.GroupVersion.WithResource(aibudgets).GroupResource(), name, err)
+	}
+	return invalid(err)
 }
 
 // Put implements [handlers.BudgetAdmin]. The API server validates first (a dry run of the same
@@ -86,7 +99,7 @@ func (c *Cluster) Put(ctx context.Context, spec handlers.BudgetSpec) (handlers.B
 	var created bool
 	err = retry.RetryOnConflict(retry.DefaultRetry, func() error {
 		var cur aiv1alpha1.AIBudget
-		err := c.Client.Get(ctx, types.NamespacedName{Namespace: want.Namespace, Name: want.Name}, &cur)
+		err := c.Client.Get().Namespace(want.Namespace).Resource(aibudgets).Name(want.Name).Do(ctx).Into(&cur)
 		var obj *aiv1alpha1.AIBudget
 		// write creates or updates obj; a dry run lets the API server judge without storing.
 		var write func(dryRun bool) error
@@ -94,10 +107,8 @@ func (c *Cluster) Put(ctx context.Context, spec handlers.BudgetSpec) (handlers.B
 		case apierrors.IsNotFound(err):
 			created, obj = true, want.DeepCopy()
 			write = func(dryRun bool) error {
-				if dryRun {
-					return c.Client.Create(ctx, obj.DeepCopy(), client.DryRunAll)
-				}
-				return c.Client.Create(ctx, obj.DeepCopy())
+				return withDryRun(c.Client.Post().Namespace(obj.Namespace).Resource(aibudgets), dryRun).
+					Body(obj).Do(ctx).Error()
 			}
 		case err != nil:
 			return err
@@ -109,24 +120,20 @@ func (c *Cluster) Put(ctx context.Context, spec handlers.BudgetSpec) (handlers.B
 			created, obj = false, cur.DeepCopy()
 			obj.Spec = want.Spec
 			write = func(dryRun bool) error {
-				if dryRun {
-					return c.Client.Update(ctx, obj.DeepCopy(), client.DryRunAll)
-				}
-				return c.Client.Update(ctx, obj.DeepCopy())
+				return withDryRun(c.Client.Put().Namespace(obj.Namespace).Resource(aibudgets).Name(obj.Name), dryRun).
+					Body(obj).Do(ctx).Error()
 			}
 		}
+		// The dry run refuses a create just like the write does when another replica created
+		// the budget since the Get: both go round again as an update.
 		if err := write(true); err != nil {
-			return invalid(err)
+			return refused(err, want.Name)
 		}
 		if err := validate(obj); err != nil {
 			return err
 		}
 		if err := write(false); err != nil {
-			if apierrors.IsAlreadyExists(err) {
-				// Created by someone else since the Get: go round again as an update.
-				return apierrors.NewConflict(aiv1alpha1.GroupVersion.WithResource("aibudgets").GroupResource(), want.Name, err)
-			}
-			return invalid(err)
+			return refused(err, want.Name)
 		}
 		return nil
 	})
@@ -178,7 +185,8 @@ func (c *Cluster) Delete(ctx context.Context, scope, subject string) error {
 		return &handlers.BudgetConflictError{Name: b.Namespace + "/" + b.Name}
 	}
 	rv := b.ResourceVersion
-	err = c.Client.Delete(ctx, b, client.Preconditions{ResourceVersion: &rv})
+	err = c.Client.Delete().Namespace(b.Namespace).Resource(aibudgets).Name(b.Name).
+		Body(&metav1.DeleteOptions{Preconditions: &metav1.Preconditions{ResourceVersion: &rv}}).Do(ctx).Error()
 	switch {
 	case apierrors.IsNotFound(err):
 		return notFound(scope, subject)
@@ -188,4 +196,12 @@ func (c *Cluster) Delete(ctx context.Context, scope, subject string) error {
 		return fmt.Errorf("failed to delete AIBudget %s/%s: %w", b.Namespace, b.Name, err)
 	}
 	return nil
+}
+
+// withDryRun asks the API server to judge the write without storing it when dryRun is set.
+func withDryRun(r *rest.Request, dryRun bool) *rest.Request {
+	if dryRun {
+		return r.Param("dryRun", metav1.DryRunAll)
+	}
+	return r
 }

@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"os"
+	"strconv"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -93,10 +94,18 @@ func getBudget(t *testing.T, c client.Client, ns, name string) *aiv1alpha1.AIBud
 	return &b
 }
 
+// clusterWriter returns the cluster writer over restCfg, built as cmd/dataplane builds it.
+func clusterWriter(t *testing.T, ns string) *budgetwriter.Cluster {
+	t.Helper()
+	w, err := budgetwriter.NewClusterFromConfig(restCfg, ns)
+	require.NoError(t, err)
+	return w
+}
+
 func TestClusterWriterCreatesAndUpdatesALabelledAIBudget(t *testing.T) {
 	c := apiServer(t)
 	ns := namespace(t, c)
-	w := budgetwriter.NewCluster(c, ns)
+	w := clusterWriter(t, ns)
 
 	v, created, err := w.Put(t.Context(), handlers.BudgetSpec{Scope: "user", Subject: "user-123", Daily: "1.00", Monthly: "25"})
 	require.NoError(t, err)
@@ -139,10 +148,9 @@ func TestClusterWriterNeverTouchesAGitOpsOwnedAIBudget(t *testing.T) {
 		Spec:       aiv1alpha1.AIBudgetSpec{Scope: aiv1alpha1.BudgetScopeOrg, Subject: "gitops-org", Monthly: "100"},
 	}
 	require.NoError(t, c.Create(t.Context(), owned))
-	w, err := budgetwriter.NewClusterFromConfig(restCfg, ns) // as cmd/dataplane builds it
-	require.NoError(t, err)
+	w := clusterWriter(t, ns)
 
-	_, _, err = w.Put(t.Context(), handlers.BudgetSpec{Scope: "org", Subject: "gitops-org", Monthly: "1"})
+	_, _, err := w.Put(t.Context(), handlers.BudgetSpec{Scope: "org", Subject: "gitops-org", Monthly: "1"})
 	require.ErrorIs(t, err, handlers.ErrBudgetConflict)
 	require.Contains(t, err.Error(), other+"/gitops-org is managed by GitOps")
 	require.ErrorIs(t, w.Delete(t.Context(), "org", "gitops-org"), handlers.ErrBudgetConflict)
@@ -163,10 +171,42 @@ func TestClusterWriterNeverTouchesAGitOpsOwnedAIBudget(t *testing.T) {
 	require.ErrorIs(t, err, handlers.ErrBudgetConflict)
 }
 
+// TestClusterWritersRacingOnOneBudgetAllSucceed has several replicas set the same budget at once:
+// the creates that lose see AlreadyExists and the updates that lose see Conflict, and each goes
+// round again on the current object instead of failing the caller.
+func TestClusterWritersRacingOnOneBudgetAllSucceed(t *testing.T) {
+	c := apiServer(t)
+	ns := namespace(t, c)
+	// Each round of conflicts has one winner, so a writer loses at most writers-1 times: 4 stays
+	// within retry.DefaultRetry's 5 attempts, whatever the interleaving.
+	const writers = 4
+	errs := make(chan error, writers)
+	var wg sync.WaitGroup
+	for i := range writers {
+		w := clusterWriter(t, ns) // one client per replica
+		wg.Go(func() {
+			_, _, err := w.Put(t.Context(), handlers.BudgetSpec{Scope: "org", Subject: "race", Daily: strconv.Itoa(i + 1)})
+			errs <- err
+		})
+	}
+	wg.Wait()
+	close(errs)
+	for err := range errs {
+		require.NoError(t, err)
+	}
+	b := getBudget(t, c, ns, "api-org-race")
+	daily, err := strconv.Atoi(string(b.Spec.Daily))
+	require.NoError(t, err)
+	require.True(t, daily >= 1 && daily <= writers, "the budget holds one writer's value, got %q", b.Spec.Daily)
+	var list aiv1alpha1.AIBudgetList
+	require.NoError(t, c.List(t.Context(), &list, client.InNamespace(ns)))
+	require.Len(t, list.Items, 1)
+}
+
 func TestClusterWriterPassesTheAPIServersRefusalThrough(t *testing.T) {
 	c := apiServer(t)
 	ns := namespace(t, c)
-	w := budgetwriter.NewCluster(c, ns)
+	w := clusterWriter(t, ns)
 	_, _, err := w.Put(t.Context(), handlers.BudgetSpec{Scope: "org", Subject: "acme", Daily: "1"})
 	require.NoError(t, err)
 

@@ -1,6 +1,8 @@
-// Package snapshotsecret stores the compiled configuration snapshot in Kubernetes Secrets and reads
-// it back: the manager writes it with [Write], tools and tests read it with [Read], and every
-// data-plane replica follows it with [Watch].
+// Package snapshotsecret defines how the compiled configuration snapshot is stored in Kubernetes
+// Secrets, and follows it there: every data-plane replica calls [Watch]. The manager writes it with
+// internal/snapshotpublish, which also reads it back for tools and tests; that side uses
+// controller-runtime's client and stays out of this package, so that the data plane links neither it
+// nor the generated clientset (see internal/kubeclient).
 //
 // A Secret (not a ConfigMap) because the snapshot carries provider API keys. The data is the gzip
 // JSON of [config.Encode]. etcd refuses objects over ~1.5 MiB, so a snapshot whose encoding exceeds
@@ -15,16 +17,11 @@ package snapshotsecret
 
 import (
 	"bytes"
-	"context"
 	"errors"
 	"fmt"
-	"maps"
 	"strconv"
 
 	corev1 "k8s.io/api/core/v1"
-	apierrors "k8s.io/apimachinery/pkg/api/errors"
-	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
-	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	"github.com/nself-org/ai-orchestration/dataplane/config"
 )
@@ -85,142 +82,9 @@ func PartNames(name string) []string {
 	return names
 }
 
-// Write stores the snapshot in Secret `name` (and its parts) in namespace ns, writing only the
-// Secrets whose content differs, parts before the head. changed reports whether anything was
-// written. The snapshot must be sealed ([config.Snapshot.Seal]); its Hash is what readers trust.
-//
-// c should read Secrets from the API server, not from a cache, so that a decision not to write is
-// made on current data (the manager disables caching for Secrets).
-func Write(ctx context.Context, c client.Client, ns, name string, s *config.Snapshot) (bool, error) {
-	if s == nil || s.Hash == "" {
-		return false, errors.New("failed to write snapshot: it is not sealed (empty hash)")
-	}
-	data, err := config.Encode(s)
-	if err != nil {
-		return false, err
-	}
-	chunks := split(data, MaxPartBytes)
-	if len(chunks) > MaxParts {
-		return false, fmt.Errorf("failed to write snapshot: %d bytes need %d Secrets, more than the %d allowed",
-			len(data), len(chunks), MaxParts)
-	}
-
-	head := &corev1.Secret{}
-	oldParts := 0
-	switch err := c.Get(ctx, client.ObjectKey{Namespace: ns, Name: name}, head); {
-	case apierrors.IsNotFound(err):
-		head = nil
-	case err != nil:
-		return false, fmt.Errorf("failed to get snapshot Secret %s/%s: %w", ns, name, err)
-	default:
-		oldParts, _ = strconv.Atoi(head.Annotations[AnnotationParts])
-	}
-
-	changed := false
-	// Parts first, highest index first, the head last: the head is what readers follow.
-	for i := len(chunks) - 1; i >= 1; i-- {
-		wrote, err := apply(ctx, c, ns, PartName(name, i), nil, i, len(chunks), s.Hash, chunks[i])
-		if err != nil {
-			return changed, err
-		}
-		changed = changed || wrote
-	}
-	wrote, err := apply(ctx, c, ns, name, head, 0, len(chunks), s.Hash, chunks[0])
-	if err != nil {
-		return changed, err
-	}
-	changed = changed || wrote
-
-	// The previous snapshot may have had more parts; nobody reads them once the head is written.
-	for i := len(chunks); i < min(oldParts, MaxParts); i++ {
-		stale := &corev1.Secret{ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: PartName(name, i)}}
-		if err := c.Delete(ctx, stale); err != nil && !apierrors.IsNotFound(err) {
-			return changed, fmt.Errorf("failed to delete stale snapshot part %s/%s: %w", ns, stale.Name, err)
-		}
-		changed = true
-	}
-	return changed, nil
-}
-
-// apply creates or updates one Secret so that it holds chunk; current is the already fetched
-// object (nil: fetch it). It reports whether it wrote.
-func apply(ctx context.Context, c client.Client, ns, name string, current *corev1.Secret, index, parts int,
-	hash string, chunk []byte,
-) (bool, error) {
-	if current == nil {
-		current = &corev1.Secret{}
-		switch err := c.Get(ctx, client.ObjectKey{Namespace: ns, Name: name}, current); {
-		case apierrors.IsNotFound(err):
-			current = nil
-		case err != nil:
-			return false, fmt.Errorf("failed to get snapshot Secret %s/%s: %w", ns, name, err)
-		}
-	}
-
-	wantAnn := map[string]string{AnnotationHash: hash, AnnotationPart: strconv.Itoa(index)}
-	if index == 0 {
-		wantAnn[AnnotationParts] = strconv.Itoa(parts)
-	}
-	wantLabels := map[string]string{LabelComponent: LabelComponentValue, LabelManagedBy: LabelManagedByValue}
-
-	if current == nil {
-		sec := &corev1.Secret{
-			ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: name, Labels: wantLabels, Annotations: wantAnn},
-			Type:       corev1.SecretTypeOpaque,
-			Data:       map[string][]byte{DataKey: chunk},
-		}
-		if err := c.Create(ctx, sec); err != nil {
-			return false, fmt.Errorf("failed to create snapshot Secret %s/%s: %w", ns, name, err)
-		}
-		return true, nil
-	}
-
-	if len(current.Data) == 1 && bytes.Equal(current.Data[DataKey], chunk) &&
-		containsAll(current.Annotations, wantAnn) && containsAll(current.Labels, wantLabels) {
-		if _, stale := current.Annotations[AnnotationParts]; index == 0 || !stale {
-			return false, nil
-		}
-	}
-	// Keep annotations and labels others added (kubectl, GitOps tools); own only ours.
-	if current.Annotations == nil {
-		current.Annotations = map[string]string{}
-	}
-	if index != 0 {
-		delete(current.Annotations, AnnotationParts)
-	}
-	maps.Copy(current.Annotations, wantAnn)
-	if current.Labels == nil {
-		current.Labels = map[string]string{}
-	}
-	maps.Copy(current.Labels, wantLabels)
-	current.Data = map[string][]byte{DataKey: chunk}
-	current.StringData = nil
-	if err := c.Update(ctx, current); err != nil {
-		return false, fmt.Errorf("failed to update snapshot Secret %s/%s: %w", ns, name, err)
-	}
-	return true, nil
-}
-
-// Read fetches and verifies the snapshot stored in Secret `name` (and its parts) in namespace ns.
-// A missing head is reported as the API's NotFound error (check with apierrors.IsNotFound); a part
-// from another snapshot as [ErrPartMismatch].
-func Read(ctx context.Context, r client.Reader, ns, name string) (*config.Snapshot, error) {
-	get := func(n string) (*corev1.Secret, error) {
-		sec := &corev1.Secret{}
-		if err := r.Get(ctx, client.ObjectKey{Namespace: ns, Name: n}, sec); err != nil {
-			return nil, fmt.Errorf("failed to get snapshot Secret %s/%s: %w", ns, n, err)
-		}
-		return sec, nil
-	}
-	head, err := get(name)
-	if err != nil {
-		return nil, err
-	}
-	return assemble(head, get)
-}
-
-// assemble joins the head and its parts (fetched with get) and decodes the result.
-func assemble(head *corev1.Secret, get func(name string) (*corev1.Secret, error)) (*config.Snapshot, error) {
+// Assemble joins the head and its parts (fetched with get) and decodes the result, verifying that
+// every part and the decoded snapshot carry the head's hash.
+func Assemble(head *corev1.Secret, get func(name string) (*corev1.Secret, error)) (*config.Snapshot, error) {
 	hash := head.Annotations[AnnotationHash]
 	parts := 1
 	if v, ok := head.Annotations[AnnotationParts]; ok {
@@ -259,24 +123,4 @@ func assemble(head *corev1.Secret, get func(name string) (*corev1.Secret, error)
 			head.Namespace, head.Name, hash, snap.Hash)
 	}
 	return snap, nil
-}
-
-// split cuts b into chunks of at most size bytes (at least one chunk, possibly empty).
-func split(b []byte, size int) [][]byte {
-	var out [][]byte
-	for len(b) > size {
-		out = append(out, b[:size])
-		b = b[size:]
-	}
-	return append(out, b)
-}
-
-// containsAll reports whether have holds every key/value of want.
-func containsAll(have, want map[string]string) bool {
-	for k, v := range want {
-		if have[k] != v {
-			return false
-		}
-	}
-	return true
 }

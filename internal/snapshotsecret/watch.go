@@ -9,8 +9,8 @@ import (
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/fields"
-	coreinformers "k8s.io/client-go/informers/core/v1"
-	"k8s.io/client-go/kubernetes"
+	k8sruntime "k8s.io/apimachinery/pkg/runtime"
+	"k8s.io/apimachinery/pkg/watch"
 	"k8s.io/client-go/tools/cache"
 
 	"github.com/nself-org/ai-orchestration/dataplane/config"
@@ -20,23 +20,48 @@ import (
 // a delivery that failed before (a part mismatch, an API error on a part) is retried by it.
 const watchResync = 30 * time.Second
 
+// Secrets reads the Secrets of one namespace. The data plane's kubeclient.Secrets satisfies it
+// without linking the generated clientset; so does the clientset's CoreV1().Secrets(ns). A client
+// whose watch cannot stream the initial list (client-go's fake clientset) must also have an
+// IsWatchListSemanticsUnSupported method returning true, so that the informer lists first.
+type Secrets interface {
+	List(ctx context.Context, opts metav1.ListOptions) (*corev1.SecretList, error)
+	Watch(ctx context.Context, opts metav1.ListOptions) (watch.Interface, error)
+	Get(ctx context.Context, name string, opts metav1.GetOptions) (*corev1.Secret, error)
+}
+
 // Watch follows the snapshot in Secret `name` of namespace ns and calls onSnapshot with every new,
 // verified snapshot (once per hash, in order), and onError with every failure to watch or to
 // assemble one; after an error the caller should keep serving the last good snapshot. Watch blocks
 // until ctx is cancelled and then returns nil; it returns an error only when it cannot start.
+// secrets must read namespace ns.
+//
+// The informer relists when its watch expires (410 Gone) and backs off on errors, as client-go's
+// reflector does; every such error also reaches onError.
 //
 // The informer is restricted to the head by a metadata.name field selector and parts are fetched
 // by name, so a Role granting get/list/watch on [PartNames] is all the data plane needs. Both
 // callbacks run on one goroutine, never concurrently.
-func Watch(ctx context.Context, cs kubernetes.Interface, ns, name string,
+func Watch(ctx context.Context, secrets Secrets, ns, name string,
 	onSnapshot func(*config.Snapshot), onError func(error),
 ) error {
-	if cs == nil || ns == "" || name == "" || onSnapshot == nil || onError == nil {
+	if secrets == nil || ns == "" || name == "" || onSnapshot == nil || onError == nil {
 		return errors.New("failed to watch snapshot: client, namespace, name and both callbacks are required")
 	}
 	selector := fields.OneTermEqualSelector("metadata.name", name).String()
-	informer := coreinformers.NewFilteredSecretInformer(cs, ns, watchResync, cache.Indexers{},
-		func(o *metav1.ListOptions) { o.FieldSelector = selector })
+	lw := &cache.ListWatch{
+		ListWithContextFunc: func(ctx context.Context, o metav1.ListOptions) (k8sruntime.Object, error) {
+			o.FieldSelector = selector
+			return secrets.List(ctx, o)
+		},
+		WatchFuncWithContext: func(ctx context.Context, o metav1.ListOptions) (watch.Interface, error) {
+			o.FieldSelector = selector
+			return secrets.Watch(ctx, o)
+		},
+	}
+	// As client-go's generated Secret informer builds it, minus the clientset.
+	informer := cache.NewSharedIndexInformerWithOptions(cache.ToListWatcherWithWatchListSemantics(lw, secrets),
+		&corev1.Secret{}, cache.SharedIndexInformerOptions{ResyncPeriod: watchResync, Indexers: cache.Indexers{}})
 
 	if err := informer.SetWatchErrorHandlerWithContext(func(_ context.Context, _ *cache.Reflector, err error) {
 		onError(fmt.Errorf("failed to watch snapshot Secret %s/%s: %w", ns, name, err))
@@ -44,7 +69,7 @@ func Watch(ctx context.Context, cs kubernetes.Interface, ns, name string,
 		return fmt.Errorf("failed to set the snapshot watch error handler: %w", err)
 	}
 
-	w := &watcher{ctx: ctx, cs: cs, ns: ns, name: name, onSnapshot: onSnapshot, onError: onError}
+	w := &watcher{ctx: ctx, secrets: secrets, ns: ns, name: name, onSnapshot: onSnapshot, onError: onError}
 	if _, err := informer.AddEventHandler(cache.ResourceEventHandlerFuncs{
 		AddFunc:    w.onHead,
 		UpdateFunc: func(_, obj any) { w.onHead(obj) },
@@ -60,7 +85,7 @@ func Watch(ctx context.Context, cs kubernetes.Interface, ns, name string,
 // state needs no lock.
 type watcher struct {
 	ctx        context.Context
-	cs         kubernetes.Interface
+	secrets    Secrets
 	ns, name   string
 	onSnapshot func(*config.Snapshot)
 	onError    func(error)
@@ -78,8 +103,8 @@ func (w *watcher) onHead(obj any) {
 	// Every event of the head is read and verified, even when its hash annotation names the
 	// loaded snapshot: data overwritten by hand under an intact annotation must be reported, not
 	// skipped. Head events are rare (the manager writes only on change), so this costs nothing.
-	snap, err := assemble(head, func(n string) (*corev1.Secret, error) {
-		sec, err := w.cs.CoreV1().Secrets(w.ns).Get(w.ctx, n, metav1.GetOptions{})
+	snap, err := Assemble(head, func(n string) (*corev1.Secret, error) {
+		sec, err := w.secrets.Get(w.ctx, n, metav1.GetOptions{})
 		if err != nil {
 			return nil, fmt.Errorf("failed to get snapshot Secret %s/%s: %w", w.ns, n, err)
 		}

@@ -1,7 +1,10 @@
-package snapshotsecret
+package snapshotsecret_test
 
 import (
 	"context"
+	"encoding/hex"
+	"math/rand/v2"
+	"strconv"
 	"sync"
 	"testing"
 	"time"
@@ -12,10 +15,43 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/client-go/kubernetes"
 	kubefake "k8s.io/client-go/kubernetes/fake"
+	corev1client "k8s.io/client-go/kubernetes/typed/core/v1"
 	"sigs.k8s.io/controller-runtime/pkg/client"
+	"sigs.k8s.io/controller-runtime/pkg/client/fake"
 
 	"github.com/nself-org/ai-orchestration/dataplane/config"
+	"github.com/nself-org/ai-orchestration/internal/snapshotpublish"
+	"github.com/nself-org/ai-orchestration/internal/snapshotsecret"
 )
+
+const testNS = "ai-orchestration-system"
+
+// newSnapshot returns a sealed snapshot with n providers, each with a random (incompressible)
+// key of keyBytes bytes, so that tests control the encoded size. seed makes it reproducible.
+func newSnapshot(t *testing.T, n, keyBytes int, seed uint64) *config.Snapshot {
+	t.Helper()
+	rng := rand.New(rand.NewPCG(seed, seed))
+	s := &config.Snapshot{Budgets: []config.Budget{}, Routes: []config.Route{}, APIKeys: []config.APIKey{}}
+	for i := range n {
+		key := make([]byte, keyBytes)
+		for j := range key {
+			key[j] = byte(rng.Uint32())
+		}
+		s.Providers = append(s.Providers, config.Provider{
+			Name: "default/p" + strconv.Itoa(i), Type: config.ProviderOpenAI,
+			BaseURL: "https://api.openai.com/v1", APIKey: config.Secret(hex.EncodeToString(key)),
+			Models: []config.Model{{Name: "gpt-4o-mini"}},
+		})
+	}
+	require.NoError(t, s.Seal())
+	return s
+}
+
+// fakeSecrets is the clientset fake's Secrets, saying what the fake clientset says of itself:
+// its watch cannot stream the initial list, so the informer must list first.
+type fakeSecrets struct{ corev1client.SecretInterface }
+
+func (fakeSecrets) IsWatchListSemanticsUnSupported() bool { return true }
 
 // eventTimeout bounds each wait for a callback; informers deliver in milliseconds.
 const eventTimeout = 10 * time.Second
@@ -34,7 +70,7 @@ func startWatch(t *testing.T, cs kubernetes.Interface) *watchRecorder {
 	wg.Add(1)
 	go func() {
 		defer wg.Done()
-		err := Watch(ctx, cs, testNS, DefaultName,
+		err := snapshotsecret.Watch(ctx, fakeSecrets{cs.CoreV1().Secrets(testNS)}, testNS, snapshotsecret.DefaultName,
 			func(s *config.Snapshot) { rec.snapshots <- s },
 			func(err error) { rec.errs <- err })
 		if err != nil {
@@ -71,15 +107,15 @@ func (r *watchRecorder) nextError(t *testing.T) error {
 	return nil
 }
 
-// publish writes snap with [Write] into a controller-runtime fake and mirrors the resulting
+// publish writes snap with [snapshotpublish.Write] into a controller-runtime fake and mirrors the resulting
 // Secrets into the clientset in the same order Write uses (parts first, head last), deleting the
 // ones Write deleted.
 func publish(t *testing.T, store client.Client, cs kubernetes.Interface, snap *config.Snapshot) {
 	t.Helper()
-	_, err := Write(t.Context(), store, testNS, DefaultName, snap)
+	_, err := snapshotpublish.Write(t.Context(), store, testNS, snapshotsecret.DefaultName, snap)
 	require.NoError(t, err)
-	for i := MaxParts - 1; i >= 0; i-- {
-		name := PartName(DefaultName, i)
+	for i := snapshotsecret.MaxParts - 1; i >= 0; i-- {
+		name := snapshotsecret.PartName(snapshotsecret.DefaultName, i)
 		sec := &corev1.Secret{}
 		err := store.Get(t.Context(), client.ObjectKey{Namespace: testNS, Name: name}, sec)
 		if apierrors.IsNotFound(err) {
@@ -107,7 +143,7 @@ func mirrorSecret(t *testing.T, cs kubernetes.Interface, sec *corev1.Secret) {
 }
 
 func TestWatchDeliversEachNewSnapshotOnceAndFollowsSharding(t *testing.T) {
-	store, cs := newFakeClient(), kubefake.NewClientset()
+	store, cs := fake.NewClientBuilder().Build(), kubefake.NewClientset()
 	first := newSnapshot(t, 2, 32, 10)
 	publish(t, store, cs, first)
 
@@ -123,8 +159,8 @@ func TestWatchDeliversEachNewSnapshotOnceAndFollowsSharding(t *testing.T) {
 	// Another Secret in the namespace and a rewrite of the same content deliver nothing; the
 	// next distinct snapshot arrives next, proving nothing came in between.
 	mirrorSecret(t, cs, &corev1.Secret{ObjectMeta: metav1.ObjectMeta{Namespace: testNS, Name: "unrelated"},
-		Data: map[string][]byte{DataKey: []byte("x")}})
-	head, err := cs.CoreV1().Secrets(testNS).Get(t.Context(), DefaultName, metav1.GetOptions{})
+		Data: map[string][]byte{snapshotsecret.DataKey: []byte("x")}})
+	head, err := cs.CoreV1().Secrets(testNS).Get(t.Context(), snapshotsecret.DefaultName, metav1.GetOptions{})
 	require.NoError(t, err)
 	head.Labels["touched"] = "yes"
 	_, err = cs.CoreV1().Secrets(testNS).Update(t.Context(), head, metav1.UpdateOptions{})
@@ -136,7 +172,7 @@ func TestWatchDeliversEachNewSnapshotOnceAndFollowsSharding(t *testing.T) {
 }
 
 func TestWatchReportsBrokenOrDeletedSnapshotsAndRecovers(t *testing.T) {
-	store, cs := newFakeClient(), kubefake.NewClientset()
+	store, cs := fake.NewClientBuilder().Build(), kubefake.NewClientset()
 	rec := startWatch(t, cs)
 
 	good := newSnapshot(t, 1, 16, 20)
@@ -147,19 +183,20 @@ func TestWatchReportsBrokenOrDeletedSnapshotsAndRecovers(t *testing.T) {
 	big := newSnapshot(t, 40, 25_000, 21)
 	publish(t, store, cs, big)
 	require.Equal(t, big.Hash, rec.nextSnapshot(t).Hash)
-	part, err := cs.CoreV1().Secrets(testNS).Get(t.Context(), PartName(DefaultName, 1), metav1.GetOptions{})
+	partName := snapshotsecret.PartName(snapshotsecret.DefaultName, 1)
+	part, err := cs.CoreV1().Secrets(testNS).Get(t.Context(), partName, metav1.GetOptions{})
 	require.NoError(t, err)
-	part.Annotations[AnnotationHash] = "someone-else"
+	part.Annotations[snapshotsecret.AnnotationHash] = "someone-else"
 	_, err = cs.CoreV1().Secrets(testNS).Update(t.Context(), part, metav1.UpdateOptions{})
 	require.NoError(t, err)
-	head, err := cs.CoreV1().Secrets(testNS).Get(t.Context(), DefaultName, metav1.GetOptions{})
+	head, err := cs.CoreV1().Secrets(testNS).Get(t.Context(), snapshotsecret.DefaultName, metav1.GetOptions{})
 	require.NoError(t, err)
-	head.Annotations[AnnotationHash] = "changed-head"
+	head.Annotations[snapshotsecret.AnnotationHash] = "changed-head"
 	_, err = cs.CoreV1().Secrets(testNS).Update(t.Context(), head, metav1.UpdateOptions{})
 	require.NoError(t, err)
-	require.ErrorIs(t, rec.nextError(t), ErrPartMismatch)
+	require.ErrorIs(t, rec.nextError(t), snapshotsecret.ErrPartMismatch)
 
-	require.NoError(t, cs.CoreV1().Secrets(testNS).Delete(t.Context(), DefaultName, metav1.DeleteOptions{}))
+	require.NoError(t, cs.CoreV1().Secrets(testNS).Delete(t.Context(), snapshotsecret.DefaultName, metav1.DeleteOptions{}))
 	require.ErrorContains(t, rec.nextError(t), "was deleted")
 
 	recovered := newSnapshot(t, 2, 16, 22)
@@ -168,6 +205,7 @@ func TestWatchReportsBrokenOrDeletedSnapshotsAndRecovers(t *testing.T) {
 }
 
 func TestWatchRefusesMissingArguments(t *testing.T) {
-	err := Watch(t.Context(), kubefake.NewClientset(), testNS, "", func(*config.Snapshot) {}, func(error) {})
+	secrets := fakeSecrets{kubefake.NewClientset().CoreV1().Secrets(testNS)}
+	err := snapshotsecret.Watch(t.Context(), secrets, testNS, "", func(*config.Snapshot) {}, func(error) {})
 	require.ErrorContains(t, err, "required")
 }

@@ -8,6 +8,7 @@ import (
 	"github.com/stretchr/testify/require"
 	corev1 "k8s.io/api/core/v1"
 
+	"github.com/nself-org/ai-orchestration/internal/snapshotpublish"
 	"github.com/nself-org/ai-orchestration/internal/snapshotsecret"
 )
 
@@ -126,7 +127,7 @@ func TestTheDataPlaneFollowsTheClusterUnderLoadAndOutlivesSnapshotDamageAndManag
 				if head == nil || head.ResourceVersion == damagedRV {
 					return false
 				}
-				snap, err := snapshotsecret.Read(t.Context(), c.k8s, operatorNS, snapshotsecret.DefaultName)
+				snap, err := snapshotpublish.Read(t.Context(), c.k8s, operatorNS, snapshotsecret.DefaultName)
 				return err == nil && snap.Hash == hash && len(head.Data) == 1
 			})
 			// The error may already be cleared by the time it is polled (the manager repairs in

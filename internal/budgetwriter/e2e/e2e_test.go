@@ -23,7 +23,6 @@ import (
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	k8sruntime "k8s.io/apimachinery/pkg/runtime"
-	"k8s.io/client-go/kubernetes"
 	clientgoscheme "k8s.io/client-go/kubernetes/scheme"
 	ctrl "sigs.k8s.io/controller-runtime"
 	"sigs.k8s.io/controller-runtime/pkg/client"
@@ -42,6 +41,7 @@ import (
 	"github.com/nself-org/ai-orchestration/dataplane/runtime"
 	"github.com/nself-org/ai-orchestration/dataplane/store"
 	"github.com/nself-org/ai-orchestration/internal/budgetwriter"
+	"github.com/nself-org/ai-orchestration/internal/kubeclient"
 	"github.com/nself-org/ai-orchestration/internal/snapshotsecret"
 )
 
@@ -94,11 +94,13 @@ func TestClusterSetBudgetIsListedAndEnforcedWithinTwoSeconds(t *testing.T) {
 	// The data plane: a Secret watch feeding the holder, the budgets API over the cluster writer.
 	log := slog.New(slog.NewTextHandler(io.Discard, nil))
 	holder := runtime.NewHolder(runtime.Options{NewProvider: providers.New, HTTPClient: providers.NewHTTPClient(0)}, metrics.New(), log)
-	cs, err := kubernetes.NewForConfig(cfg)
+	// With the data plane's own clients (internal/kubeclient), as cmd/dataplane builds them.
+	core, err := kubeclient.NewCore(cfg)
 	require.NoError(t, err)
+	secrets := kubeclient.NewSecrets(core, operatorNS)
 	watchDone := make(chan error, 1)
 	go func() {
-		watchDone <- snapshotsecret.Watch(ctx, cs, operatorNS, snapshotsecret.DefaultName,
+		watchDone <- snapshotsecret.Watch(ctx, secrets, operatorNS, snapshotsecret.DefaultName,
 			func(s *config.Snapshot) { _ = holder.Apply(s) }, holder.Fail)
 	}()
 	t.Cleanup(func() {
@@ -117,7 +119,9 @@ func TestClusterSetBudgetIsListedAndEnforcedWithinTwoSeconds(t *testing.T) {
 	}, 30*time.Second, 20*time.Millisecond)
 
 	gov := governor.New(store.NewMemory(store.MemoryOptions{}), governor.Options{Logger: log})
-	bh := handlers.NewBudgetHandlers(budgetwriter.NewCluster(k8s, budgetNS), gov, holder)
+	budgets, err := budgetwriter.NewClusterFromConfig(cfg, budgetNS)
+	require.NoError(t, err)
+	bh := handlers.NewBudgetHandlers(budgets, gov, holder)
 	bh.AwaitTimeout = enforceWithin
 	gin.SetMode(gin.ReleaseMode)
 	e := gin.New()
