@@ -80,8 +80,6 @@ type Deps struct {
 	Cache   *cache.Cache
 	Metrics *metrics.Metrics
 	Log     *slog.Logger
-	// SettleTimeout bounds a settle; it runs on a context detached from the client.
-	SettleTimeout time.Duration
 	// StreamCheckpointInterval is how often, at most, a running stream charges what it has cost
 	// so far (governor.Governor.Checkpoint), so that a replica killed mid-stream has already
 	// recorded all but the last interval of it [DefaultStreamCheckpointInterval]; negative turns

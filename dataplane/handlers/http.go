@@ -139,22 +139,32 @@ func identity(c *gin.Context, user, org string) (governor.Identity, bool) {
 // served writes the headers of a served reply.
 func served(c *gin.Context, provider string, cost money.Nanos, cached bool, rl governor.RateLimitState) {
 	h := c.Writer.Header()
-	h.Set("X-AI-Cost", usd(cost).String())
+	// What h.Set does, under keys canonicalized once: Set canonicalizes its key on every call,
+	// and these spellings ("X-AI-…") are not canonical, so each call allocated the key again.
+	h[headerCostKey] = []string{usd(cost).String()}
 	if cached {
-		h.Set("X-AI-Cache", "hit")
+		h[headerCacheKey] = []string{"hit"}
 	} else {
-		h.Set("X-AI-Cache", "miss")
+		h[headerCacheKey] = []string{"miss"}
 	}
 	if provider != "" {
-		h.Set("X-AI-Provider", provider)
+		h[headerProviderKey] = []string{provider}
 	}
 	apierror.SetRateLimitHeaders(c, rl)
 }
 
+// The reply headers served and tokensSaved set, in the canonical form net/http sends.
+var (
+	headerCostKey        = http.CanonicalHeaderKey("X-AI-Cost")
+	headerCacheKey       = http.CanonicalHeaderKey("X-AI-Cache")
+	headerProviderKey    = http.CanonicalHeaderKey("X-AI-Provider")
+	headerTokensSavedKey = http.CanonicalHeaderKey("X-AI-Tokens-Saved")
+)
+
 // tokensSaved reports the prompt tokens prompt optimization removed, only when there were any.
 func tokensSaved(c *gin.Context, n int64) {
 	if n > 0 {
-		c.Writer.Header().Set("X-AI-Tokens-Saved", strconv.FormatInt(n, 10))
+		c.Writer.Header()[headerTokensSavedKey] = []string{strconv.FormatInt(n, 10)}
 	}
 }
 

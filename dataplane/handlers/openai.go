@@ -27,13 +27,24 @@ const (
 	HeaderOrg  = "X-AI-Org"
 )
 
+// The identity headers in canonical form: net/http stores request headers under that form, and
+// looking one up by another spelling (as gin's GetHeader(HeaderOrg) did) allocates the canonical
+// key again on every request.
+var (
+	headerUserKey = http.CanonicalHeaderKey(HeaderUser)
+	headerOrgKey  = http.CanonicalHeaderKey(HeaderOrg)
+)
+
+// header is c.GetHeader(key) for a key already in canonical form.
+func header(c *gin.Context, key string) string { return c.Request.Header.Get(key) }
+
 // v1User is who a /v1 request acts for: the OpenAI `user` field, else X-AI-User, else the
 // API key itself (OpenAI SDK callers often send no user; budgets per user then apply per key).
 func v1User(c *gin.Context, bodyUser string) string {
 	if bodyUser != "" {
 		return bodyUser
 	}
-	if u := c.GetHeader(HeaderUser); u != "" {
+	if u := header(c, headerUserKey); u != "" {
 		return u
 	}
 	if k := middleware.APIKey(c); k != nil {
@@ -232,7 +243,7 @@ func (r *OAChatRequest) input(c *gin.Context) (*ChatInput, bool) {
 			return nil, false
 		}
 	}
-	id, ok := identity(c, v1User(c, r.User), c.GetHeader(HeaderOrg))
+	id, ok := identity(c, v1User(c, r.User), header(c, headerOrgKey))
 	if !ok {
 		return nil, false
 	}
@@ -386,7 +397,7 @@ func (h *Handlers) Embeddings(c *gin.Context) {
 		apierror.Abort(c, apierror.BadRequest("encoding_format %q is not float or base64", req.EncodingFormat))
 		return
 	}
-	id, ok := identity(c, v1User(c, req.User), c.GetHeader(HeaderOrg))
+	id, ok := identity(c, v1User(c, req.User), header(c, headerOrgKey))
 	if !ok {
 		return
 	}
@@ -435,7 +446,7 @@ func (h *Handlers) Moderations(c *gin.Context) {
 		apierror.Abort(c, apierror.BadRequest("input must be a non-empty string or list of strings"))
 		return
 	}
-	if _, ok := identity(c, c.GetHeader(HeaderUser), c.GetHeader(HeaderOrg)); !ok {
+	if _, ok := identity(c, header(c, headerUserKey), header(c, headerOrgKey)); !ok {
 		return
 	}
 	type result struct {

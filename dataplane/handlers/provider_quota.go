@@ -35,22 +35,15 @@ func (c *call) takeProvider(ctx context.Context, t *route.Target) error {
 	}
 	room, wait, err := pl.TakeProvider(ctx, p, estimated)
 	if err != nil {
-		c.s.countProviderQuota("provider_quota_error")
+		c.s.series.decision(outcomeProviderQuotaError)
 		c.s.d.Log.WarnContext(ctx, "failed to check a provider quota; calling the provider anyway", "provider", p.Name, "error", err)
 		return nil
 	}
 	if room {
 		return nil
 	}
-	c.s.countProviderQuota("provider_quota_full")
+	c.s.series.decision(outcomeProviderQuotaFull)
 	c.s.d.Log.DebugContext(ctx, "provider quota full; skipping the target", "provider", p.Name, "model", t.Model, "retryAfter", wait)
 	return &providers.Error{Kind: providers.KindRateLimited, Provider: p.Name,
 		Message: "the provider account's quota (requests or tokens per minute) is full", RetryAfter: wait}
-}
-
-// countProviderQuota counts a provider-quota outcome among the governor decisions.
-func (s *Service) countProviderQuota(outcome string) {
-	if s.d.Metrics != nil {
-		s.d.Metrics.Decisions.WithLabelValues(outcome).Inc()
-	}
 }

@@ -37,15 +37,14 @@ type Service struct {
 	d Deps
 	// checkpoints runs the open streams' due checkpoints.
 	checkpoints checkpointRunner
+	// series are d.Metrics' children the request path bumps, looked up once each.
+	series series
 }
 
 // NewService fills defaults in d and returns the service. d.Governor is required.
 func NewService(d Deps) *Service {
 	if d.Log == nil {
 		d.Log = slog.Default()
-	}
-	if d.SettleTimeout <= 0 {
-		d.SettleTimeout = 5 * time.Second
 	}
 	if d.StreamCheckpointInterval == 0 {
 		d.StreamCheckpointInterval = DefaultStreamCheckpointInterval
@@ -59,7 +58,7 @@ func NewService(d Deps) *Service {
 	if d.Planner == nil {
 		d.Planner = route.NewPlanner(route.NewHealth(route.HealthOptions{}), route.PlannerOptions{})
 	}
-	return &Service{d: d}
+	return &Service{d: d, series: series{m: d.Metrics}}
 }
 
 // ChatInput is a normalized chat request of either API.
@@ -215,17 +214,18 @@ func (s *Service) countDecision(err error) {
 	if s.d.Metrics == nil {
 		return
 	}
-	outcome := "admitted"
+	outcome := outcomeAdmitted
 	var de *governor.DeniedError
 	switch {
+	case err == nil:
 	case errors.As(err, &de) && de.Kind == governor.DeniedByBudget:
-		outcome = "budget_exceeded"
+		outcome = outcomeBudgetExceeded
 	case errors.As(err, &de):
-		outcome = "rate_limited"
-	case err != nil:
-		outcome = "store_error"
+		outcome = outcomeRateLimited
+	default:
+		outcome = outcomeStoreError
 	}
-	s.d.Metrics.Decisions.WithLabelValues(outcome).Inc()
+	s.series.decision(outcome)
 }
 
 // cost prices usage at the snapshot's prices for provider/model.
@@ -266,8 +266,10 @@ func (c *call) settle(ctx context.Context, provider, model string, u providers.U
 	ch.Usage.PromptTokens = u.PromptTokens
 	ch.Usage.CompletionTokens = u.CompletionTokens
 	ch.Usage.CachedPromptTokens = u.CachedPromptTokens
-	sctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), c.s.d.SettleTimeout)
-	defer cancel()
+	// Detached from the client, unbounded here: the governor bounds its store calls by its own
+	// SettleTimeout (governor.Governor's contract), and a second deadline around that one only
+	// cost a timer and a context per request.
+	sctx := context.WithoutCancel(ctx)
 	var ticket *governor.Ticket
 	if c.dec != nil {
 		ticket = c.dec.Ticket
@@ -287,9 +289,10 @@ func (c *call) settle(ctx context.Context, provider, model string, u providers.U
 			m.EstimatedUsage.Inc()
 		}
 		if !cached && provider != "" {
-			m.Tokens.WithLabelValues("prompt", provider, model).Add(float64(u.PromptTokens))
-			m.Tokens.WithLabelValues("completion", provider, model).Add(float64(u.CompletionTokens))
-			m.CostUSD.WithLabelValues(provider, model).Add(amount.USD())
+			ms := c.s.series.model(provider, model)
+			ms.prompt.Add(float64(u.PromptTokens))
+			ms.completion.Add(float64(u.CompletionTokens))
+			ms.cost.Add(amount.USD())
 		}
 	}
 	if err != nil {
@@ -362,12 +365,12 @@ func (s *Service) prepareChat(ctx context.Context, rt *runtime.Runtime, in *Chat
 	}
 	if c.cache != "" {
 		if e, ok := s.d.Cache.Decode(ctx, c.dec.Cached, c.dec.CacheFound, c.dec.CacheErr); ok {
-			s.cacheResult("hit")
+			s.series.cacheLookup(cacheHit)
 			c.settle(ctx, e.Provider, e.Model, e.Usage, 0, true, false)
 			return c, msgs, &ChatResult{ID: newID("chat"), Content: e.Content, Model: e.Model, Provider: e.Provider,
 				FinishReason: e.FinishReason, Usage: e.Usage, Cached: true, RateLimit: c.rateLimit(), TokensSaved: c.saved, chunks: e.StreamChunks()}, nil
 		}
-		s.cacheResult("miss")
+		s.series.cacheLookup(cacheMiss)
 	}
 	return c, msgs, nil, nil
 }
@@ -384,12 +387,6 @@ func optimize(po config.PromptOptimization, msgs []providers.Message, model stri
 		}).Messages
 	}
 	return msgs
-}
-
-func (s *Service) cacheResult(r string) {
-	if s.d.Metrics != nil {
-		s.d.Metrics.Cache.WithLabelValues(r).Inc()
-	}
 }
 
 func guardErr(err error) error {
@@ -409,14 +406,21 @@ func (in *ChatInput) request(model string, msgs []providers.Message) *providers.
 		TopP: in.TopP, Stop: in.Stop, ResponseFormat: in.ResponseFormat, User: in.Identity.User}
 }
 
-// withRouteTimeout bounds one attempt by the policy's timeout (the adapters bound it by the
-// provider's own timeout as well).
-func withRouteTimeout(ctx context.Context, r *config.Route) (context.Context, context.CancelFunc) {
+// withRouteTimeout bounds one attempt on client by the policy's timeout (the adapters bound it
+// by the provider's own timeout as well). The HTTP adapters enforce it with the timer they run
+// for every call anyway (providers.WithCallTimeout), which spares each attempt a deadline
+// context and a timer of its own; any other client gets the deadline context.
+func withRouteTimeout(ctx context.Context, r *config.Route, client providers.Provider) (context.Context, context.CancelFunc) {
 	if r != nil && r.Timeout > 0 {
+		if providers.BoundsCalls(client) {
+			return providers.WithCallTimeout(ctx, &r.Timeout), noCancel
+		}
 		return context.WithTimeout(ctx, r.Timeout)
 	}
-	return ctx, func() {}
+	return ctx, noCancel
 }
+
+func noCancel() {}
 
 // Chat serves a complete (non-streamed) chat reply. The cost is settled before it returns, so
 // the reply never leaves the gateway unpaid. A completion that fails output validation is
@@ -438,7 +442,7 @@ func (s *Service) Chat(ctx context.Context, rt *runtime.Runtime, in *ChatInput) 
 			if !ok {
 				return fmt.Errorf("%w: provider %s is not configured", route.ErrNoUsableTarget, t.Provider)
 			}
-			actx, cancel := withRouteTimeout(ctx, c.res.Route)
+			actx, cancel := withRouteTimeout(ctx, c.res.Route, client)
 			defer cancel()
 			r, err := client.Chat(actx, in.request(t.Model, msgs))
 			if err != nil {
@@ -726,8 +730,8 @@ func (st *ChatStream) checkpoint(completion int64) {
 	u := providers.Usage{PromptTokens: st.c.prompt, CompletionTokens: completion}
 	ch := governor.Charge{Cost: cost(st.c.rt, st.target.Provider, st.target.Model, u), Estimated: true}
 	ch.Usage.PromptTokens, ch.Usage.CompletionTokens = u.PromptTokens, u.CompletionTokens
-	ctx, cancel := context.WithTimeout(context.WithoutCancel(st.ctx), st.s.d.SettleTimeout)
-	defer cancel()
+	// Detached and bounded by the governor, as settle is.
+	ctx := context.WithoutCancel(st.ctx)
 	if err := st.s.d.Governor.Checkpoint(ctx, st.c.greq, st.c.dec.Ticket, ch); err != nil {
 		// The final settle still charges everything the store has not recorded.
 		st.s.d.Log.Warn("failed to checkpoint a stream", "provider", st.target.Provider, "model", st.target.Model, "error", err)
@@ -940,7 +944,7 @@ func (s *Service) Embed(ctx context.Context, rt *runtime.Runtime, in *EmbedInput
 		if !ok {
 			return fmt.Errorf("%w: provider %s is not configured", route.ErrNoUsableTarget, t.Provider)
 		}
-		actx, cancel := withRouteTimeout(ctx, c.res.Route)
+		actx, cancel := withRouteTimeout(ctx, c.res.Route, client)
 		defer cancel()
 		r, err := client.Embed(actx, &providers.EmbedRequest{Model: t.Model, Input: input, User: in.Identity.User})
 		if err != nil {

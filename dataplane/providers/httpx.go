@@ -76,23 +76,75 @@ type base struct {
 
 // watchdog cancels a call when no byte has arrived for timeout. It covers the wait for response
 // headers and every gap between stream chunks, so a stalled upstream is cut after one timeout.
+// When the caller bounds the whole call ([WithCallTimeout]) the same timer enforces that bound
+// too, instead of a deadline context of the caller's around this one. It lives inside its
+// [call] (one allocation for both) and cancels the call's context.
 type watchdog struct {
 	timer   *time.Timer
 	timeout time.Duration
-	fired   atomic.Bool
+	// deadline is when the whole call must be over; zero when the caller set no bound.
+	deadline time.Time
+	// fired says the upstream was silent for timeout; expired that the deadline passed.
+	fired, expired atomic.Bool
+	cancel         context.CancelFunc
 }
 
-func startWatchdog(ctx context.Context, timeout time.Duration) (context.Context, context.CancelFunc, *watchdog) {
-	ctx, cancel := context.WithCancel(ctx)
-	w := &watchdog{timeout: timeout}
-	w.timer = time.AfterFunc(timeout, func() {
+// start derives the call's context from ctx and arms the timer; the call's close stops both.
+func (w *watchdog) start(ctx context.Context, timeout time.Duration) context.Context {
+	first := timeout
+	if p, ok := ctx.Value(callTimeoutKey{}).(*time.Duration); ok && *p > 0 {
+		w.deadline = time.Now().Add(*p)
+		first = min(first, *p)
+	}
+	ctx, w.cancel = context.WithCancel(ctx)
+	w.timeout = timeout
+	// The timer measures from after the deadline was read off the clock, so when it fires for
+	// the deadline the clock has reached it.
+	w.timer = time.AfterFunc(first, w.fire)
+	return ctx
+}
+
+func (w *watchdog) fire() {
+	if !w.deadline.IsZero() && !time.Now().Before(w.deadline) {
+		w.expired.Store(true)
+	} else {
 		w.fired.Store(true)
-		cancel()
-	})
-	return ctx, func() { w.timer.Stop(); cancel() }, w
+	}
+	w.cancel()
 }
 
-func (w *watchdog) kick() { w.timer.Reset(w.timeout) }
+// kick rearms the timer for another silence of timeout, or for what is left until the
+// deadline when that is sooner.
+func (w *watchdog) kick() {
+	d := w.timeout
+	if !w.deadline.IsZero() {
+		d = min(d, time.Until(w.deadline))
+	}
+	w.timer.Reset(d)
+}
+
+// callTimeoutKey carries the bound [WithCallTimeout] sets.
+type callTimeoutKey struct{}
+
+// WithCallTimeout returns ctx carrying *d as the bound of the whole upstream call made with it,
+// for a provider for which [BoundsCalls] is true: the adapter's watchdog timer then ends the
+// call at that deadline exactly as a context.WithTimeout(ctx, *d) around the call would (the
+// same KindTimeout "deadline exceeded" error), for one small allocation instead of a timer, a
+// context and a channel per call. d must stay unchanged (a route's Timeout in the snapshot).
+// Other providers ignore it, so callers check [BoundsCalls] first.
+func WithCallTimeout(ctx context.Context, d *time.Duration) context.Context {
+	return context.WithValue(ctx, callTimeoutKey{}, d)
+}
+
+// BoundsCalls reports whether p enforces [WithCallTimeout]: every HTTP adapter of this package
+// does; the mock, and any wrapper or fake, does not.
+func BoundsCalls(p Provider) bool {
+	_, ok := p.(interface{ boundsCalls() })
+	return ok
+}
+
+// boundsCalls marks the adapters whose every upstream call goes through [base.sendTo].
+func (b *base) boundsCalls() {}
 
 // progressReader kicks the watchdog whenever bytes arrive.
 type progressReader struct {
@@ -110,14 +162,21 @@ func (p *progressReader) Read(b []byte) (int, error) {
 
 // call is one in-flight upstream request.
 type call struct {
-	resp   *http.Response
-	body   io.Reader
+	resp *http.Response
+	body io.Reader
+	// cancel ends the call's context; set by hand where no watchdog runs (tests), else wd's.
 	cancel context.CancelFunc
-	wd     *watchdog
 	ctx    context.Context
+	// wd and progress are the watchdog and the body reader that kicks it (body points to
+	// progress), held by value so that a call is one allocation.
+	wd       watchdog
+	progress progressReader
 }
 
 func (c *call) close() {
+	if c.wd.timer != nil {
+		c.wd.timer.Stop()
+	}
 	c.cancel()
 	if c.resp != nil {
 		_ = c.resp.Body.Close()
@@ -207,8 +266,9 @@ func (b *base) sendTo(ctx context.Context, t *target, body []byte, parse errPars
 		}
 		return nil, &Error{Kind: KindBadRequest, Provider: b.name, Message: "failed to build request", Err: err}
 	}
-	wctx, cancel, wd := startWatchdog(ctx, b.timeout)
-	req := t.tmpl.WithContext(wctx)
+	c := &call{ctx: ctx}
+	req := t.tmpl.WithContext(c.wd.start(ctx, b.timeout))
+	c.cancel = c.wd.cancel
 	// What http.NewRequest sets for a *bytes.Reader body. The body stays a *bytes.Reader behind
 	// io.NopCloser: the transport recognises that as in memory and writes the headers and the
 	// body in one packet, where any other reader costs a flush (a write syscall) of its own.
@@ -217,10 +277,12 @@ func (b *base) sendTo(ctx context.Context, t *target, body []byte, parse errPars
 	req.GetBody = func() (io.ReadCloser, error) { return io.NopCloser(bytes.NewReader(body)), nil }
 	resp, err := b.hc.Do(req)
 	if err != nil {
-		cancel()
-		return nil, b.transportError(ctx, wd, err)
+		c.close()
+		return nil, b.transportError(ctx, &c.wd, err)
 	}
-	c := &call{resp: resp, cancel: cancel, wd: wd, ctx: ctx, body: &progressReader{r: resp.Body, w: wd}}
+	c.resp = resp
+	c.progress = progressReader{r: resp.Body, w: &c.wd}
+	c.body = &c.progress
 	if resp.StatusCode < 200 || resp.StatusCode > 299 {
 		defer c.close()
 		return nil, b.statusError(c, parse)
@@ -359,14 +421,14 @@ func (b *base) streamError(c *call, err error) error {
 	if errors.As(err, &pe) {
 		return pe
 	}
-	return classify(b.name, c.ctx, c.wd, err)
+	return classify(b.name, c.ctx, &c.wd, err)
 }
 
 func classify(name string, ctx context.Context, wd *watchdog, err error) *Error {
 	switch {
 	case wd != nil && wd.fired.Load():
 		return &Error{Kind: KindTimeout, Provider: name, Message: fmt.Sprintf("no response from upstream for %s", wd.timeout), Err: context.DeadlineExceeded}
-	case errors.Is(ctx.Err(), context.DeadlineExceeded) || errors.Is(err, context.DeadlineExceeded):
+	case wd != nil && wd.expired.Load(), errors.Is(ctx.Err(), context.DeadlineExceeded) || errors.Is(err, context.DeadlineExceeded):
 		return &Error{Kind: KindTimeout, Provider: name, Message: "deadline exceeded", Err: context.DeadlineExceeded}
 	case errors.Is(ctx.Err(), context.Canceled):
 		return &Error{Kind: KindConnection, Provider: name, Message: "request canceled", Err: context.Canceled}

@@ -2,10 +2,12 @@ package providers_test
 
 import (
 	"bytes"
+	"context"
 	"io"
 	"net/http"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/stretchr/testify/require"
 
@@ -71,4 +73,35 @@ func BenchmarkOpenAIChatThroughTheClient(b *testing.B) {
 			b.Fatal(err)
 		}
 	}
+}
+
+// BenchmarkOpenAIChatWithinARouteTimeout is BenchmarkOpenAIChatThroughTheClient under a route's
+// timeout, bounded as the request path bounded it before (a deadline context per attempt) and as
+// it does now for the HTTP adapters (providers.WithCallTimeout, enforced by the call's watchdog).
+func BenchmarkOpenAIChatWithinARouteTimeout(b *testing.B) {
+	reply := []byte(`{"id":"chatcmpl-1","object":"chat.completion","created":1,"model":"gpt-4o-mini","choices":[{"index":0,"message":{"role":"assistant","content":"Revenue grew in every region while costs held steady."},"logprobs":null,"finish_reason":"stop"}],"usage":{"prompt_tokens":300,"completion_tokens":12,"total_tokens":312,"prompt_tokens_details":{"cached_tokens":0}}}`)
+	hc := &http.Client{Transport: cannedUpstream{reply: reply}}
+	p, err := providers.New(config.Provider{Name: "bench/openai", Type: config.ProviderOpenAI, BaseURL: "http://127.0.0.1:1/v1", APIKey: "sk-bench"}, hc)
+	require.NoError(b, err)
+	req := realisticChat()
+	timeout := 30 * time.Second
+	b.Run("deadline-context", func(b *testing.B) {
+		b.ReportAllocs()
+		for b.Loop() {
+			ctx, cancel := context.WithTimeout(b.Context(), timeout)
+			_, err := p.Chat(ctx, req)
+			cancel()
+			if err != nil {
+				b.Fatal(err)
+			}
+		}
+	})
+	b.Run("call-timeout", func(b *testing.B) {
+		b.ReportAllocs()
+		for b.Loop() {
+			if _, err := p.Chat(providers.WithCallTimeout(b.Context(), &timeout), req); err != nil {
+				b.Fatal(err)
+			}
+		}
+	})
 }
