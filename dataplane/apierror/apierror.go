@@ -204,7 +204,15 @@ func SetRateLimitHeaders(c *gin.Context, rl governor.RateLimitState) {
 		return
 	}
 	h := c.Writer.Header()
-	h.Set("X-RateLimit-Limit", strconv.FormatInt(rl.Limit, 10))
-	h.Set("X-RateLimit-Remaining", strconv.FormatInt(max(rl.Remaining, 0), 10))
-	h.Set("X-RateLimit-Reset", strconv.FormatInt(int64((rl.Reset+time.Second-1)/time.Second), 10))
+	h[headerRateLimitLimit] = []string{strconv.FormatInt(rl.Limit, 10)}
+	h[headerRateLimitRemaining] = []string{strconv.FormatInt(max(rl.Remaining, 0), 10)}
+	h[headerRateLimitReset] = []string{strconv.FormatInt(int64((rl.Reset+time.Second-1)/time.Second), 10)}
 }
+
+// The rate-limit header names in canonical form, computed once: Header.Set would canonicalise
+// these mixed-case names into a new string on every request.
+var (
+	headerRateLimitLimit     = http.CanonicalHeaderKey("X-RateLimit-Limit")
+	headerRateLimitRemaining = http.CanonicalHeaderKey("X-RateLimit-Remaining")
+	headerRateLimitReset     = http.CanonicalHeaderKey("X-RateLimit-Reset")
+)
