@@ -78,52 +78,26 @@ type gov struct {
 	indexes atomic.Pointer[budgetIndex]
 	// local is true for the in-memory store, which never blocks on I/O: no timeout context needed.
 	local bool
-	// periods caches the current budget period per zone and period kind (see [gov.period]).
-	periodsMu sync.RWMutex
-	periods   map[periodKey]periodBounds
 	// allowed caches the "allowed" counter of each rate limit (by route and limit name), so that
 	// the common outcome costs neither a label string nor a lookup of the vector.
 	allowedMu sync.RWMutex
 	allowed   map[limitName]prometheus.Counter
+	// admitted caches the "admitted" budget decision counter per budget action, likewise.
+	admitted sync.Map // action → prometheus.Counter
 }
 
-type periodKey struct {
-	loc    *time.Location
-	period string
-}
-
-type periodBounds struct {
-	// day is the local date the bounds were computed for: [PeriodBounds] depends on nothing else.
-	day        int64
-	start, end time.Time
-	label      string
+// budgetAdmitted counts an admitted budget decision.
+func (g *gov) budgetAdmitted(action string) {
+	if c, ok := g.admitted.Load(action); ok {
+		c.(prometheus.Counter).Inc()
+		return
+	}
+	c := g.m.BudgetDecisions.WithLabelValues(action, "admitted")
+	g.admitted.Store(action, c)
+	c.Inc()
 }
 
 type limitName struct{ route, name string }
-
-// period returns [PeriodBounds] of now, reusing the last answer for the same zone, period kind
-// and local date: computing it (two dates and a formatted label) was a good part of admitting a
-// request, and PeriodBounds depends on now only through its local date.
-func (g *gov) period(now time.Time, loc *time.Location, period string) (start, end time.Time, label string) {
-	y, m, d := now.In(loc).Date()
-	day := int64(y)<<9 | int64(m)<<5 | int64(d)
-	k := periodKey{loc, period}
-	g.periodsMu.RLock()
-	p, ok := g.periods[k]
-	g.periodsMu.RUnlock()
-	if ok && p.day == day {
-		return p.start, p.end, p.label
-	}
-	p.day = day
-	p.start, p.end, p.label = PeriodBounds(now, loc, period)
-	g.periodsMu.Lock()
-	if g.periods == nil {
-		g.periods = map[periodKey]periodBounds{}
-	}
-	g.periods[k] = p
-	g.periodsMu.Unlock()
-	return p.start, p.end, p.label
-}
 
 // limitAllowed counts an allowed rate-limit decision.
 func (g *gov) limitAllowed(route, name string) {
@@ -201,6 +175,33 @@ type ticketState struct {
 	checkpointed bool
 }
 
+// inlineChecks is how many checks an admission holds without allocating its slices apart:
+// a route's few limits and a caller's few budget periods.
+const inlineChecks = 6
+
+// admission is everything Admit allocates for one request, in one allocation: the ticket's
+// state, the ticket, the decision, the store request and, for a request with few checks, the
+// backing arrays of the checks and what they stand for.
+type admission struct {
+	ts       ticketState
+	ticket   Ticket
+	dec      Decision
+	req      store.AdmitRequest
+	checks   [inlineChecks]store.Check
+	meta     [inlineChecks]checkMeta
+	consumed [inlineChecks]bool
+}
+
+func newAdmission(n int) *admission {
+	a := &admission{}
+	if n <= inlineChecks {
+		a.ts.checks, a.ts.meta, a.ts.consumed = a.checks[:0], a.meta[:0], a.consumed[:0:n]
+	} else {
+		a.ts.checks, a.ts.meta, a.ts.consumed = make([]store.Check, 0, n), make([]checkMeta, 0, n), make([]bool, 0, n)
+	}
+	return a
+}
+
 // storeCtx bounds a store call by timeout. The in-memory store never blocks on I/O, so it gets
 // ctx as it is: no timer and no context to allocate per call.
 func (g *gov) storeCtx(ctx context.Context, timeout time.Duration) (context.Context, context.CancelFunc) {
@@ -208,6 +209,17 @@ func (g *gov) storeCtx(ctx context.Context, timeout time.Duration) (context.Cont
 		return ctx, func() {}
 	}
 	return context.WithTimeout(ctx, timeout)
+}
+
+// detachedStoreCtx is the context of a settle or checkpoint: detached from ctx's cancellation
+// (a disconnected client is still charged) and bounded by SettleTimeout. The in-memory store
+// neither blocks nor looks at its context, so it gets ctx as it is: neither a detached context
+// nor a timer is allocated for it.
+func (g *gov) detachedStoreCtx(ctx context.Context) (context.Context, context.CancelFunc) {
+	if g.local {
+		return ctx, func() {}
+	}
+	return context.WithTimeout(context.WithoutCancel(ctx), g.opts.SettleTimeout)
 }
 
 func (g *gov) newID() string {
@@ -248,38 +260,41 @@ func (g *gov) Admit(ctx context.Context, snap *config.Snapshot, req *Request) (*
 		return nil, ErrIdentityRequired
 	}
 	now := g.opts.Clock.Now()
-	ts := &ticketState{}
-	var budgets []*config.Budget
+	var budgetBuf [8]*indexedBudget
+	budgets := budgetBuf[:0]
 	if snap != nil {
-		budgets = g.index(snap).applicable(req.Identity)
+		budgets = g.index(snap).applicable(req.Identity, budgets)
 	}
 	// Sized up front: a request's checks are its route's limits and its budgets' periods.
 	n := 0
 	if req.Route != nil {
 		n = len(req.Route.RateLimits)
 	}
-	for _, b := range budgets {
-		n += len(b.Limits)
+	for _, ib := range budgets {
+		n += len(ib.b.Limits)
 	}
-	ts.checks = make([]store.Check, 0, n)
-	ts.meta = make([]checkMeta, 0, n)
+	a := newAdmission(n)
+	ts := &a.ts
 	if req.Route != nil {
 		for i := range req.Route.RateLimits {
 			g.addRateLimit(ts, req.Route.Name, &req.Route.RateLimits[i], req)
 		}
 	}
-	for _, b := range budgets {
-		g.addBudget(ts, b, req, now)
+	for _, ib := range budgets {
+		g.addBudget(ts, ib, req, now)
 	}
 	id := g.newID()
-	dec := &Decision{Ticket: &Ticket{ID: id, state: ts}}
-	ts.consumed = make([]bool, len(ts.checks))
+	a.ticket = Ticket{ID: id, state: ts}
+	dec := &a.dec
+	dec.Ticket = &a.ticket
+	ts.consumed = ts.consumed[:len(ts.checks)]
 	if len(ts.checks) == 0 && req.CachePeek == "" {
 		return dec, nil
 	}
 
+	a.req = store.AdmitRequest{ID: id, Checks: ts.checks, Peek: req.CachePeek}
 	sctx, cancel := g.storeCtx(ctx, g.opts.AdmitTimeout)
-	res, err := g.st.Admit(sctx, &store.AdmitRequest{ID: id, Checks: ts.checks, Peek: req.CachePeek})
+	res, err := g.st.Admit(sctx, &a.req)
 	cancel()
 	if err != nil {
 		dec.CacheErr = err
@@ -386,28 +401,38 @@ func (g *gov) addRateLimit(ts *ticketState, route string, rl *config.RateLimit, 
 	ts.meta = append(ts.meta, checkMeta{rl: rl, route: route, tokens: tokens})
 }
 
-func (g *gov) addBudget(ts *ticketState, b *config.Budget, req *Request, now time.Time) {
+func (g *gov) addBudget(ts *ticketState, ib *indexedBudget, req *Request, now time.Time) {
+	b := ib.b
 	subject, tagPfx, tag := budgetSubjectParts(b, req.Identity)
-	loc := location(b.TimeZone)
-	for _, l := range b.Limits {
-		_, end, label := g.period(now, loc, l.Period)
+	for i := range b.Limits {
+		l := &b.Limits[i]
+		p := g.periodOf(ib, i, now, subject, tagPfx, tag)
+		key := p.key
+		if !ib.fixed {
+			key = g.budgetKeyParts(tagPfx, tag, b.Name, subject, l.Period, p.label)
+		}
 		ts.checks = append(ts.checks, store.Check{
 			Kind:   store.KindBudget,
-			Key:    g.opts.KeyPrefix + ":budget:{" + tagPfx + tag + "}:" + b.Name + ":" + subject + ":" + l.Period + ":" + label,
+			Key:    key,
 			Limit:  int64(l.Limit),
 			Cost:   int64(max(0, req.WorstCaseCost)),
 			Shadow: b.Action != config.ActionBlock,
 			TTL:    g.opts.ReservationTTL,
-			Expire: end.Sub(now) + 7*24*time.Hour,
+			Expire: p.end.Sub(now) + 7*24*time.Hour,
 		})
-		ts.meta = append(ts.meta, checkMeta{budget: b, subject: subject, period: l.Period, resetsAt: end})
+		ts.meta = append(ts.meta, checkMeta{budget: b, subject: subject, period: l.Period, resetsAt: p.end})
 	}
 }
 
-// budgetKey names a budget period's state. addBudget spells the same key inline, in one
-// allocation.
+// budgetKey names a budget period's state.
 func (g *gov) budgetKey(tag, name, subject, period, label string) string {
 	return g.opts.KeyPrefix + ":budget:" + tagFor(tag) + ":" + name + ":" + subject + ":" + period + ":" + label
+}
+
+// budgetKeyParts is budgetKey with the tag in two parts (tagPfx + tag), spelled in one
+// allocation.
+func (g *gov) budgetKeyParts(tagPfx, tag, name, subject, period, label string) string {
+	return g.opts.KeyPrefix + ":budget:{" + tagPfx + tag + "}:" + name + ":" + subject + ":" + period + ":" + label
 }
 
 // budgetSubject is the subject a budget counts a request under, and the hash tag of its keys:
@@ -436,7 +461,7 @@ func (g *gov) budgetOutcome(dec *Decision, m *checkMeta, c *store.Check, r store
 	b := m.budget
 	switch {
 	case r.Allowed:
-		g.m.BudgetDecisions.WithLabelValues(b.Action, "admitted").Inc()
+		g.budgetAdmitted(b.Action)
 	case b.Action == config.ActionBlock:
 		g.m.BudgetDecisions.WithLabelValues(b.Action, "blocked").Inc()
 	case b.Action == config.ActionDowngrade:
@@ -506,13 +531,17 @@ func (g *gov) Settle(ctx context.Context, req *Request, t *Ticket, c Charge) err
 		return fmt.Errorf("failed to settle ticket %q: %w", t.ID, ErrTicketSettled)
 	}
 	tokens := c.Usage.PromptTokens + c.Usage.CompletionTokens
-	// The settlement and its usage record in one allocation.
+	// The settlement, its usage record and (for few checks) its ops in one allocation.
 	both := &struct {
-		s store.Settlement
-		u store.UsageRecord
+		s   store.Settlement
+		u   store.UsageRecord
+		ops [inlineChecks]store.SettleOp
 	}{}
 	s := &both.s
-	*s = store.Settlement{ID: t.ID, Ops: make([]store.SettleOp, 0, len(ts.checks)), Checkpointed: ts.checkpointed, Put: c.CachePut}
+	*s = store.Settlement{ID: t.ID, Ops: both.ops[:0], Checkpointed: ts.checkpointed, Put: c.CachePut}
+	if len(ts.checks) > inlineChecks {
+		s.Ops = make([]store.SettleOp, 0, len(ts.checks))
+	}
 	for i := range ts.checks {
 		ch, m := &ts.checks[i], &ts.meta[i]
 		actual := ch.Cost
@@ -538,7 +567,7 @@ func (g *gov) Settle(ctx context.Context, req *Request, t *Ticket, c Charge) err
 	if c.Unpriced {
 		g.m.UsageUnpriced.Inc()
 	}
-	sctx, cancel := g.storeCtx(context.WithoutCancel(ctx), g.opts.SettleTimeout)
+	sctx, cancel := g.detachedStoreCtx(ctx)
 	defer cancel()
 	if err := g.st.Settle(sctx, s); err != nil {
 		if c.CachePut != nil && c.CachePut.Err == nil {
@@ -589,7 +618,7 @@ func (g *gov) Checkpoint(ctx context.Context, req *Request, t *Ticket, c Charge)
 		Requests: 1, Tokens: c.Usage.PromptTokens + c.Usage.CompletionTokens, Cost: int64(c.Cost),
 	}
 	ts.checkpointed = true
-	sctx, cancel := g.storeCtx(context.WithoutCancel(ctx), g.opts.SettleTimeout)
+	sctx, cancel := g.detachedStoreCtx(ctx)
 	defer cancel()
 	if err := g.st.Checkpoint(sctx, s); err != nil {
 		g.m.StoreErrors.WithLabelValues("checkpoint").Inc()

@@ -141,7 +141,8 @@ func (g *gov) Usage(ctx context.Context, snap *config.Snapshot, q Query) (*Usage
 	}
 	var entries []entry
 	var keys []string
-	for _, b := range g.index(snap).applicable(id) {
+	for _, ib := range g.index(snap).applicable(id, nil) {
+		b := ib.b
 		if b.Scope == config.ScopeOrg && q.Org == "" {
 			continue
 		}

@@ -1,7 +1,6 @@
 package store
 
 import (
-	"container/list"
 	"context"
 	"errors"
 	"fmt"
@@ -11,40 +10,60 @@ import (
 	"github.com/redis/go-redis/v9"
 )
 
-// memKV is an LRU cache bounded by bytes (len(key)+len(value) per entry).
+// memKV is an LRU cache bounded by bytes (len(key)+len(value) per entry). Its entries are their
+// own list elements (root.next is the most recently used), so a write allocates one entry and the
+// value's copy, and a lookup needs no type assertion.
 type memKV struct {
 	mu       sync.Mutex
 	clock    Clock
 	maxBytes int64
 	bytes    int64
-	order    *list.List // front = most recently used
-	items    map[string]*list.Element
+	root     memKVEntry // sentinel of the circular recency list
+	items    map[string]*memKVEntry
 }
 
 type memKVEntry struct {
-	key   string
-	value []byte
-	exp   time.Time
+	prev, next *memKVEntry
+	key        string
+	value      []byte
+	exp        time.Time
 }
 
 func newMemKV(clock Clock, maxBytes int64) *memKV {
-	return &memKV{clock: clock, maxBytes: maxBytes, order: list.New(), items: map[string]*list.Element{}}
+	c := &memKV{clock: clock, maxBytes: maxBytes, items: map[string]*memKVEntry{}}
+	c.root.prev, c.root.next = &c.root, &c.root
+	return c
+}
+
+// unlink takes e out of the recency list.
+func (c *memKV) unlink(e *memKVEntry) {
+	e.prev.next, e.next.prev = e.next, e.prev
+	e.prev, e.next = nil, nil
+}
+
+// pushFront makes e the most recently used.
+func (c *memKV) pushFront(e *memKVEntry) {
+	e.prev, e.next = &c.root, c.root.next
+	c.root.next.prev = e
+	c.root.next = e
 }
 
 // Get implements [KV].
 func (c *memKV) Get(_ context.Context, key string) ([]byte, bool, error) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	el, ok := c.items[key]
+	e, ok := c.items[key]
 	if !ok {
 		return nil, false, nil
 	}
-	e := el.Value.(*memKVEntry)
 	if !c.clock.Now().Before(e.exp) {
-		c.remove(el)
+		c.remove(e)
 		return nil, false, nil
 	}
-	c.order.MoveToFront(el)
+	if c.root.next != e {
+		c.unlink(e)
+		c.pushFront(e)
+	}
 	return e.value, true, nil
 }
 
@@ -58,23 +77,29 @@ func (c *memKV) Set(_ context.Context, key string, value []byte, ttl time.Durati
 		return nil
 	}
 	v := append([]byte(nil), value...)
+	exp := c.clock.Now().Add(ttl)
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	if el, ok := c.items[key]; ok {
-		c.remove(el)
+	if e, ok := c.items[key]; ok {
+		// Rewritten in place: one map lookup, no new entry.
+		c.bytes += size - int64(len(e.key)+len(e.value))
+		e.value, e.exp = v, exp
+		c.unlink(e)
+		c.pushFront(e)
+	} else {
+		e := &memKVEntry{key: key, value: v, exp: exp}
+		c.pushFront(e)
+		c.items[key] = e
+		c.bytes += size
 	}
-	el := c.order.PushFront(&memKVEntry{key: key, value: v, exp: c.clock.Now().Add(ttl)})
-	c.items[key] = el
-	c.bytes += size
 	for c.bytes > c.maxBytes {
-		c.remove(c.order.Back())
+		c.remove(c.root.prev)
 	}
 	return nil
 }
 
-func (c *memKV) remove(el *list.Element) {
-	e := el.Value.(*memKVEntry)
-	c.order.Remove(el)
+func (c *memKV) remove(e *memKVEntry) {
+	c.unlink(e)
 	delete(c.items, e.key)
 	c.bytes -= int64(len(e.key) + len(e.value))
 }

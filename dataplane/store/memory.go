@@ -3,6 +3,7 @@ package store
 import (
 	"context"
 	"fmt"
+	"math"
 	"sort"
 	"sync"
 	"time"
@@ -16,7 +17,7 @@ type Memory struct {
 
 	buckets map[string]*memBucket
 	windows map[string]*memWindow
-	slots   map[string]map[string]int64 // key → holder → expiry (µs)
+	slots   map[string]*memSlots
 	budgets map[string]*memBudget
 	// ledger holds detail cells only (see [detailCell]), keyed by the cell's key: tag → hour (unix
 	// s) → cell key → totals. A settle looks its cell up with a key built in keyBuf, so that a
@@ -46,6 +47,36 @@ type memWindow struct {
 	sum     int64
 }
 
+// memSlots are a concurrency limit's holders: holder → expiry (µs). No holder expires before
+// nextExp, so that an admission scans the holders only when one may have expired: under load a
+// busy limit holds every call in flight, and scanning them all on every admission cost more than
+// the rest of the check.
+type memSlots struct {
+	held    map[string]int64
+	nextExp int64
+}
+
+// purge drops the holders that expired by now.
+func (s *memSlots) purge(now int64) {
+	if s.nextExp > now {
+		return
+	}
+	s.nextExp = math.MaxInt64
+	for id, exp := range s.held {
+		if exp <= now {
+			delete(s.held, id)
+		} else {
+			s.nextExp = min(s.nextExp, exp)
+		}
+	}
+}
+
+// hold adds or renews a holder.
+func (s *memSlots) hold(id string, exp int64) {
+	s.held[id] = exp
+	s.nextExp = min(s.nextExp, exp)
+}
+
 type memReservation struct {
 	amount int64
 	exp    int64
@@ -56,6 +87,16 @@ type memBudget struct {
 	reserved int64
 	res      map[string]memReservation
 	expireAt int64 // µs
+	// nextExp is a lower bound of the reservations' expiries (MaxInt64 when there are none):
+	// expired reservations are looked for only once it has passed, rather than by iterating every
+	// live reservation (all calls in flight under an org's budget) on each admission and settle.
+	nextExp int64
+}
+
+// reserve adds or replaces id's reservation.
+func (b *memBudget) reserve(id string, r memReservation) {
+	b.res[id] = r
+	b.nextExp = min(b.nextExp, r.exp)
 }
 
 // memProgress is what checkpoints recorded for one admission: the spend charged per budget key
@@ -90,7 +131,7 @@ func NewMemory(opts MemoryOptions) *Memory {
 		clock:    opts.Clock,
 		buckets:  map[string]*memBucket{},
 		windows:  map[string]*memWindow{},
-		slots:    map[string]map[string]int64{},
+		slots:    map[string]*memSlots{},
 		budgets:  map[string]*memBudget{},
 		ledger:   map[string]map[int64]map[string]*Totals{},
 		progress: map[string]*memProgress{},
@@ -127,7 +168,7 @@ func (m *Memory) admit(req *AdmitRequest) (*AdmitResult, error) {
 	now := micros(m.clock.Now())
 	m.sweep(now)
 	fnow := float64(now)
-	res := &AdmitResult{Allowed: true, Results: make([]CheckResult, len(req.Checks))}
+	res := newAdmitResult(len(req.Checks))
 	var gcBuf [8]gcraOut // a request's checks fit: no allocation
 	var gc []gcraOut
 	if len(req.Checks) <= len(gcBuf) {
@@ -179,13 +220,11 @@ func (m *Memory) admit(req *AdmitRequest) (*AdmitResult, error) {
 				}
 			}
 		case KindConcurrency:
-			held := m.slots[c.Key]
-			for id, exp := range held {
-				if exp <= now {
-					delete(held, id)
-				}
+			var n int64
+			if held := m.slots[c.Key]; held != nil {
+				held.purge(now)
+				n = int64(len(held.held))
 			}
-			n := int64(len(held))
 			if n < c.Limit {
 				r.Allowed, r.Remaining = true, c.Limit-n-1
 			} else {
@@ -231,20 +270,34 @@ func (m *Memory) admit(req *AdmitRequest) (*AdmitResult, error) {
 		case KindConcurrency:
 			held := m.slots[c.Key]
 			if held == nil {
-				held = map[string]int64{}
+				held = &memSlots{held: map[string]int64{}, nextExp: math.MaxInt64}
 				m.slots[c.Key] = held
 			}
-			held[req.ID] = now + durUS(c.TTL)
+			held.hold(req.ID, now+durUS(c.TTL))
 		case KindBudget:
 			b := m.budgets[c.Key]
 			if c.Cost > 0 {
-				b.res[req.ID] = memReservation{amount: c.Cost, exp: now + durUS(c.TTL)}
+				b.reserve(req.ID, memReservation{amount: c.Cost, exp: now + durUS(c.TTL)})
 				b.reserved += c.Cost
 			}
 			b.expireAt = max(b.expireAt, now+durUS(c.Expire))
 		}
 	}
 	return res, nil
+}
+
+// newAdmitResult returns a result for n checks, allocated with its Results when they are few
+// (a request's checks usually are): one allocation rather than two.
+func newAdmitResult(n int) *AdmitResult {
+	if n > 6 {
+		return &AdmitResult{Allowed: true, Results: make([]CheckResult, n)}
+	}
+	r := &struct {
+		res AdmitResult
+		buf [6]CheckResult
+	}{}
+	r.res = AdmitResult{Allowed: true, Results: r.buf[:n]}
+	return &r.res
 }
 
 func (m *Memory) window(key string, windowUS, now int64) *memWindow {
@@ -286,13 +339,18 @@ func (w *memWindow) insert(e memEntry) {
 func (m *Memory) budget(key string, now int64) *memBudget {
 	b := m.budgets[key]
 	if b == nil {
-		b = &memBudget{res: map[string]memReservation{}}
+		b = &memBudget{res: map[string]memReservation{}, nextExp: math.MaxInt64}
 		m.budgets[key] = b
 	}
-	for id, r := range b.res {
-		if r.exp <= now {
-			b.reserved -= r.amount
-			delete(b.res, id)
+	if b.nextExp <= now {
+		b.nextExp = math.MaxInt64
+		for id, r := range b.res {
+			if r.exp <= now {
+				b.reserved -= r.amount
+				delete(b.res, id)
+			} else {
+				b.nextExp = min(b.nextExp, r.exp)
+			}
 		}
 	}
 	return b
@@ -316,12 +374,8 @@ func (m *Memory) sweep(now int64) {
 		}
 	}
 	for k, held := range m.slots {
-		for id, exp := range held {
-			if exp <= now {
-				delete(held, id)
-			}
-		}
-		if len(held) == 0 {
+		held.purge(now)
+		if len(held.held) == 0 {
 			delete(m.slots, k)
 		}
 	}
@@ -370,8 +424,8 @@ func (m *Memory) Checkpoint(_ context.Context, s *Settlement) error {
 		if op.Kind == KindConcurrency && op.Consumed && op.TTL > 0 {
 			// A running call keeps its slot: renewed for another TTL (never shortened).
 			if holders := m.slots[op.Key]; holders != nil {
-				if exp, ok := holders[s.ID]; ok && exp > now {
-					holders[s.ID] = max(exp, now+durUS(op.TTL))
+				if exp, ok := holders.held[s.ID]; ok && exp > now {
+					holders.hold(s.ID, max(exp, now+durUS(op.TTL)))
 				}
 			}
 			continue
@@ -385,7 +439,7 @@ func (m *Memory) Checkpoint(_ context.Context, s *Settlement) error {
 			// longer than the TTL would otherwise free headroom it may still spend).
 			if op.TTL > 0 {
 				r.exp = max(r.exp, now+durUS(op.TTL))
-				b.res[s.ID] = r
+				b.reserve(s.ID, r)
 			}
 			// The reservation shrinks by what was charged, never below zero and never back up.
 			if left := max(0, op.Cost-op.Actual); left < r.amount {
@@ -394,7 +448,7 @@ func (m *Memory) Checkpoint(_ context.Context, s *Settlement) error {
 				if left == 0 {
 					delete(b.res, s.ID)
 				} else {
-					b.res[s.ID] = r
+					b.reserve(s.ID, r)
 				}
 			}
 		}
@@ -419,8 +473,7 @@ func (m *Memory) addProgressUsage(p *memProgress, u *UsageRecord) {
 	if d.Requests == 0 && d.Tokens == 0 && d.Cost == 0 {
 		return
 	}
-	m.addLedger(d.Org, &d)
-	m.addLedger(GlobalTag, &d)
+	m.addUsage(&d)
 }
 
 // Settle implements [Store].
@@ -470,8 +523,8 @@ func (m *Memory) settle(s *Settlement) {
 				}
 			}
 		case KindConcurrency:
-			if op.Consumed {
-				delete(m.slots[op.Key], s.ID)
+			if held := m.slots[op.Key]; held != nil && op.Consumed {
+				delete(held.held, s.ID)
 			}
 		case KindBudget:
 			b := m.budget(op.Key, now)
@@ -494,8 +547,7 @@ func (m *Memory) settle(s *Settlement) {
 		return
 	}
 	if u := s.Usage; u != nil {
-		m.addLedger(u.Org, u)
-		m.addLedger(GlobalTag, u)
+		m.addUsage(u)
 	}
 }
 
@@ -512,34 +564,41 @@ func bucketCorrect(tat, now, delta float64) float64 {
 	return tat
 }
 
-func (m *Memory) addLedger(tag string, u *UsageRecord) {
-	if tag == "" {
-		return
-	}
-	hours := m.ledger[tag]
-	if hours == nil {
-		hours = map[int64]map[string]*Totals{}
-		m.ledger[tag] = hours
-	}
-	h := HourOf(u.At).Unix()
-	cells := hours[h]
-	if cells == nil {
-		cells = map[string]*Totals{}
-		hours[h] = cells
-	}
-	// The key as detailCell spells it, built in a reused buffer: looking it up allocates nothing.
+// addUsage adds u to its org's ledger (none without an org) and to the global one.
+func (m *Memory) addUsage(u *UsageRecord) {
+	// The key as detailCell spells it, built once for both ledgers in a reused buffer: looking it
+	// up allocates nothing.
 	k := append(m.keyBuf[:0], u.User...)
 	for _, part := range [...]string{u.Org, u.APIKey, u.Model, u.Provider} {
 		k = append(k, KeySep...)
 		k = append(k, part...)
 	}
 	m.keyBuf = k
-	t := cells[string(k)]
-	if t == nil {
-		t = &Totals{}
-		cells[string(k)] = t
+	h := HourOf(u.At).Unix()
+	t := Totals{Requests: u.Requests, Tokens: u.Tokens, Cost: u.Cost}
+	if u.Org != "" {
+		m.addCell(u.Org, h, k, t)
 	}
-	t.Add(Totals{Requests: u.Requests, Tokens: u.Tokens, Cost: u.Cost})
+	m.addCell(GlobalTag, h, k, t)
+}
+
+func (m *Memory) addCell(tag string, hour int64, key []byte, t Totals) {
+	hours := m.ledger[tag]
+	if hours == nil {
+		hours = map[int64]map[string]*Totals{}
+		m.ledger[tag] = hours
+	}
+	cells := hours[hour]
+	if cells == nil {
+		cells = map[string]*Totals{}
+		hours[hour] = cells
+	}
+	c := cells[string(key)]
+	if c == nil {
+		c = &Totals{}
+		cells[string(key)] = c
+	}
+	c.Add(t)
 }
 
 // Budgets implements [Store].

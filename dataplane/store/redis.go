@@ -227,22 +227,26 @@ func (r *Redis) nowArg() string {
 	return strconv.FormatInt(micros(r.clock.Now()), 10)
 }
 
+// keys returns c's two keys, built in one allocation: the first is a prefix of the second.
 func (r *Redis) keys(c *Check) (string, string) {
-	k := r.prefix + c.Key
-	return k, k + ":aux"
+	aux := r.prefix + c.Key + auxSuffix
+	return aux[:len(aux)-len(auxSuffix)], aux
 }
+
+// auxSuffix names a check's second key (a sliding log's entry hash, a budget's reservations).
+const auxSuffix = ":aux"
 
 // scriptKeys adds c's two keys. Token buckets and concurrency limits use only the first, so
 // their second is the first again (one string fewer to build; the script never touches it).
 func (r *Redis) scriptKeys(a *scriptArgs, c *Check) {
-	k := r.prefix + c.Key
-	p := a.str(k)
 	if c.Kind == KindTokenBucket || c.Kind == KindConcurrency {
+		p := a.str(r.prefix + c.Key)
 		a.keys = append(a.keys, p, p)
 		return
 	}
-	a.keys = append(a.keys, p)
-	a.key(k + ":aux")
+	k, aux := r.keys(c)
+	a.key(k)
+	a.key(aux)
 }
 
 // firstIndexes and oneGroup answer groups without allocating when the checks are not split:
@@ -296,7 +300,7 @@ func (r *Redis) Admit(ctx context.Context, req *AdmitRequest) (*AdmitResult, err
 			return nil, fmt.Errorf("failed to admit: check %d (%s): %w", i, req.Checks[i].Key, err)
 		}
 	}
-	res := &AdmitResult{Allowed: true, Results: make([]CheckResult, len(req.Checks))}
+	res := newAdmitResult(len(req.Checks))
 	if len(req.Checks) == 0 {
 		if req.Peek != "" {
 			res.Peeked, res.PeekFound, res.PeekErr = r.kv.Get(ctx, req.Peek)
