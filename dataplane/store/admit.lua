@@ -19,23 +19,43 @@
 -- about half of one, so the script reads each argument once, passes strings it already has
 -- (ARGV values, the formatted time) instead of formatting numbers again, and skips reads whose
 -- answer an earlier read already gave.
-local function num(x) return string.format('%.0f', x) end
-local function exact(x) return string.format('%.17g', x) end
+-- num formats a whole number for Redis, exact any number exactly. glibc's '%.0f' and '%.17g' take
+-- about a microsecond for a number as large as a time in µs (multi-precision arithmetic; an
+-- admission formats about ten), '%d' a tenth of that. For an integer other than zero (-0 is "-0"
+-- with them, "0" with '%d') that a 64-bit C long holds, which '%d' converts to, '%d' and '%.0f'
+-- print the same digits, and so do '%d' and '%.17g' below 1e17 (17 digits at most: no exponent);
+-- anything else (fractions, zero, infinities, NaN, a 32-bit long) takes the slow format.
+-- TestLuaFormattersPrintWhatTheSlowFormatsPrint holds them to it.
+-- Strings the script reads become numbers with (s + 0) rather than tonumber(s): the same
+-- conversion, but tonumber is a function call that parses the string twice (an admission and its
+-- settle convert about sixty; strtod was 8% of the server's instructions).
+local fmt = string.format
+local wide = fmt('%d', 2 ^ 53) == '9007199254740992'
+local function num(x)
+  if wide and x % 1 == 0 and x ~= 0 and x > -1e18 and x < 1e18 then return fmt('%d', x) end
+  return fmt('%.0f', x)
+end
+local function exact(x)
+  if wide and x % 1 == 0 and x ~= 0 and x > -1e17 and x < 1e17 then return fmt('%d', x) end
+  return fmt('%.17g', x)
+end
 local function amount(m) return tonumber(string.match(m, ':(%-?%d+)$')) end
 
 local now, snow
 if ARGV[1] == '' then
   local t = redis.call('TIME')
-  now = tonumber(t[1]) * 1000000 + tonumber(t[2])
+  now = (t[1] + 0) * 1000000 + (t[2] + 0)
   snow = num(now)
 else
-  now = tonumber(ARGV[1])
+  now = (ARGV[1] + 0)
   snow = ARGV[1]
 end
 local id = ARGV[2]
 local n = (#ARGV - 2) / 8
--- Per check: what phase 1 decided and what phase 2 needs (parsed once).
-local kinds, wins, costs, allows, rems, retries, resets, spents, reserveds = {}, {}, {}, {}, {}, {}, {}, {}, {}
+-- Per check: what phase 2 needs (parsed once). What phase 1 decided goes straight into the reply
+-- (out), which phase 2 reads back; every table costs the script its allocation and growth.
+local kinds, wins, costs = {}, {}, {}
+local out = {0}
 local st = {}
 -- dirty[i]: a sliding window's purge changed its sum, which must be stored even if not consumed.
 local dirty = {}
@@ -45,15 +65,15 @@ local all = 1
 
 for i = 1, n do
   local a = 2 + (i - 1) * 8
-  local kind, limit, win = tonumber(ARGV[a + 1]), tonumber(ARGV[a + 2]), tonumber(ARGV[a + 3])
-  local cost, shadow = tonumber(ARGV[a + 5]), ARGV[a + 6] == '1'
+  local kind, limit, win = (ARGV[a + 1] + 0), (ARGV[a + 2] + 0), (ARGV[a + 3] + 0)
+  local cost, shadow = (ARGV[a + 5] + 0), ARGV[a + 6] == '1'
   kinds[i], wins[i], costs[i] = kind, win, cost
   local k1, k2 = KEYS[2 * i - 1], KEYS[2 * i]
   local allowed, rem, retry, reset, spent, reserved = 0, 0, 0, 0, 0, 0
   if kind == 1 then
-    local tat = tonumber(redis.call('GET', k1) or '0')
+    local tat = ((redis.call('GET', k1) or '0') + 0)
     local t = win / limit
-    local b = tonumber(ARGV[a + 4])
+    local b = (ARGV[a + 4] + 0)
     if b <= 0 then b = limit end
     local tau = b * t
     local base = math.max(tat, now)
@@ -76,33 +96,33 @@ for i = 1, n do
     rem = r
   elseif kind == 2 then
     local cutoff = now - win
-    local sum = tonumber(redis.call('GET', k2) or '0')
+    local sum = ((redis.call('GET', k2) or '0') + 0)
     -- The four oldest entries: in a busy window the few that left it since the last request are
     -- among them, so the purge needs no listing of its own, and they also give the oldest entry
     -- that stays (for Reset) and whether any stays at all. Scores and cutoff are whole µs.
     local head = redis.call('ZRANGE', k1, '0', '3', 'WITHSCORES')
     local oldest -- score of the oldest entry still in the window; nil when none is left
-    if #head > 0 and tonumber(head[2]) <= cutoff then
-      if #head == 8 and tonumber(head[8]) <= cutoff then
+    if #head > 0 and (head[2] + 0) <= cutoff then
+      if #head == 8 and (head[8] + 0) <= cutoff then
         -- All four left, and maybe more: list every one that did.
         local old = redis.call('ZRANGEBYSCORE', k1, '-inf', num(cutoff))
         for _, m in ipairs(old) do sum = sum - amount(m) end
         redis.call('ZREMRANGEBYSCORE', k1, '-inf', num(cutoff))
         local o = redis.call('ZRANGE', k1, '0', '0', 'WITHSCORES')
-        if #o > 0 then oldest = tonumber(o[2]) end
+        if #o > 0 then oldest = (o[2] + 0) end
       else
         local j = 1
-        while j < #head and tonumber(head[j + 1]) <= cutoff do
+        while j < #head and (head[j + 1] + 0) <= cutoff do
           sum = sum - amount(head[j])
           j = j + 2
         end
         redis.call('ZREMRANGEBYSCORE', k1, '-inf', num(cutoff))
-        if j < #head then oldest = tonumber(head[j + 1]) end
+        if j < #head then oldest = (head[j + 1] + 0) end
       end
       if oldest == nil then sum = 0 end -- an empty log: no drift survives it
       dirty[i] = true
     elseif #head > 0 then
-      oldest = tonumber(head[2])
+      oldest = (head[2] + 0)
     end
     if sum + cost <= limit then
       allowed = 1
@@ -119,7 +139,7 @@ for i = 1, n do
         for j = 1, #es, 2 do
           freed = freed + amount(es[j])
           if freed >= need then
-            retry = tonumber(es[j + 1]) + win - now
+            retry = (es[j + 1] + 0) + win - now
             break
           end
         end
@@ -142,7 +162,7 @@ for i = 1, n do
     -- there are reservations to purge.
     local first = redis.call('ZRANGE', k2, '0', '0', 'WITHSCORES')
     live[i] = #first > 0
-    if #first > 0 and tonumber(first[2]) <= now then
+    if #first > 0 and (first[2] + 0) <= now then
       local exp = redis.call('ZRANGEBYSCORE', k2, '-inf', snow)
       local freed = 0
       for _, m in ipairs(exp) do freed = freed + amount(m) end
@@ -151,9 +171,9 @@ for i = 1, n do
       live[i] = false -- perhaps emptied, hence deleted
     end
     local v = redis.call('HMGET', k1, 'spent', 'res', 'x')
-    spent = tonumber(v[1] or '0')
-    reserved = tonumber(v[2] or '0')
-    xs[i] = tonumber(v[3] or '0')
+    spent = ((v[1] or '0') + 0)
+    reserved = ((v[2] or '0') + 0)
+    xs[i] = ((v[3] or '0') + 0)
     local c = cost
     if c < 1 then c = 1 end
     if spent + reserved + c <= limit then
@@ -167,16 +187,17 @@ for i = 1, n do
     return redis.error_reply('unknown check kind ' .. tostring(kind))
   end
   if allowed == 0 and not shadow then all = 0 end
-  allows[i], rems[i], retries[i], resets[i], spents[i], reserveds[i] = allowed, rem, retry, reset, spent, reserved
+  local o = 7 * i - 5 -- out[o]: allowed, then consumed (set by phase 2), remaining, retry, ...
+  out[o], out[o + 1], out[o + 2], out[o + 3] = allowed, 0, rem, math.floor(retry * 1000)
+  out[o + 4], out[o + 5], out[o + 6] = math.floor(reset * 1000), spent, reserved
 end
 
-local out = {all}
+out[1] = all
 for i = 1, n do
-  local consumed = 0
   local kind = kinds[i]
   local k1, k2 = KEYS[2 * i - 1], KEYS[2 * i]
-  if all == 1 and allows[i] == 1 then
-    consumed = 1
+  if all == 1 and out[7 * i - 5] == 1 then
+    out[7 * i - 4] = 1
     local a = 2 + (i - 1) * 8
     if kind == 1 then
       redis.call('SET', k1, exact(st[i]), 'PX', num(math.floor((st[i] - now) / 1000) + 1000))
@@ -186,15 +207,15 @@ for i = 1, n do
       redis.call('SET', k2, num(st[i] + costs[i]), 'PX', px)
       redis.call('PEXPIRE', k1, px)
     elseif kind == 3 then
-      local ttl = tonumber(ARGV[a + 7])
+      local ttl = (ARGV[a + 7] + 0)
       redis.call('ZADD', k1, num(now + ttl), id)
       redis.call('PEXPIRE', k1, num(math.floor(ttl / 1000) + 1000))
     elseif kind == 4 then
       if costs[i] > 0 then
-        redis.call('ZADD', k2, num(now + tonumber(ARGV[a + 7])), id .. ':' .. ARGV[a + 5])
+        redis.call('ZADD', k2, num(now + (ARGV[a + 7] + 0)), id .. ':' .. ARGV[a + 5])
         redis.call('HINCRBY', k1, 'res', ARGV[a + 5])
       end
-      local at = math.floor(now / 1000) + tonumber(ARGV[a + 8])
+      local at = math.floor(now / 1000) + (ARGV[a + 8] + 0)
       if at > xs[i] + 60000 then
         redis.call('HSET', k1, 'x', num(at)) -- before PEXPIRE: it may create k1
         redis.call('PEXPIRE', k1, ARGV[a + 8])
@@ -206,12 +227,5 @@ for i = 1, n do
   elseif dirty[i] then
     redis.call('SET', k2, num(st[i]), 'PX', num(math.floor(wins[i] / 1000) + 1000))
   end
-  out[#out + 1] = allows[i]
-  out[#out + 1] = consumed
-  out[#out + 1] = rems[i]
-  out[#out + 1] = math.floor(retries[i] * 1000)
-  out[#out + 1] = math.floor(resets[i] * 1000)
-  out[#out + 1] = spents[i]
-  out[#out + 1] = reserveds[i]
 end
 return out

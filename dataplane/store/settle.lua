@@ -28,17 +28,35 @@
 -- its expiry when a write creates a cell: an existing cell means the hash already has one, set
 -- within the same hour (the ledger keeps hours, so "retention after the last write" and "after the
 -- first write of the cell" differ by less than an hour in 400 days).
-local function num(x) return string.format('%.0f', x) end
-local function exact(x) return string.format('%.17g', x) end
+-- num formats a whole number for Redis, exact any number exactly. glibc's '%.0f' and '%.17g' take
+-- about a microsecond for a number as large as a time in µs (multi-precision arithmetic; an
+-- admission formats about ten), '%d' a tenth of that. For an integer other than zero (-0 is "-0"
+-- with them, "0" with '%d') that a 64-bit C long holds, which '%d' converts to, '%d' and '%.0f'
+-- print the same digits, and so do '%d' and '%.17g' below 1e17 (17 digits at most: no exponent);
+-- anything else (fractions, zero, infinities, NaN, a 32-bit long) takes the slow format.
+-- TestLuaFormattersPrintWhatTheSlowFormatsPrint holds them to it.
+-- Strings the script reads become numbers with (s + 0) rather than tonumber(s): the same
+-- conversion, but tonumber is a function call that parses the string twice (an admission and its
+-- settle convert about sixty; strtod was 8% of the server's instructions).
+local fmt = string.format
+local wide = fmt('%d', 2 ^ 53) == '9007199254740992'
+local function num(x)
+  if wide and x % 1 == 0 and x ~= 0 and x > -1e18 and x < 1e18 then return fmt('%d', x) end
+  return fmt('%.0f', x)
+end
+local function exact(x)
+  if wide and x % 1 == 0 and x ~= 0 and x > -1e17 and x < 1e17 then return fmt('%d', x) end
+  return fmt('%.17g', x)
+end
 
 local now
 local function clock()
   if now == nil then
     if ARGV[1] == '' then
       local t = redis.call('TIME')
-      now = tonumber(t[1]) * 1000000 + tonumber(t[2])
+      now = (t[1] + 0) * 1000000 + (t[2] + 0)
     else
-      now = tonumber(ARGV[1])
+      now = (ARGV[1] + 0)
     end
   end
   return now
@@ -49,13 +67,13 @@ local a = 3
 local op = 0
 while a <= #ARGV do
   op = op + 1
-  local kind, nargs = tonumber(ARGV[a]), tonumber(ARGV[a + 1])
+  local kind, nargs = (ARGV[a] + 0), (ARGV[a + 1] + 0)
   local p = a + 2
   local k1, k2 = KEYS[2 * op - 1], KEYS[2 * op]
   if kind == 1 then
-    local limit, win, delta = tonumber(ARGV[p]), tonumber(ARGV[p + 1]), tonumber(ARGV[p + 2])
+    local limit, win, delta = (ARGV[p] + 0), (ARGV[p + 1] + 0), (ARGV[p + 2] + 0)
     local now = clock()
-    local tat = tonumber(redis.call('GET', k1) or '0')
+    local tat = ((redis.call('GET', k1) or '0') + 0)
     if tat < now then tat = now end
     tat = tat + delta * (win / limit)
     if tat < now then tat = now end
@@ -66,18 +84,18 @@ while a <= #ARGV do
     local score = redis.call('ZSCORE', k1, old)
     if score then
       redis.call('ZREM', k1, old)
-      if tonumber(actual) > 0 then redis.call('ZADD', k1, score, id .. ':' .. actual) end
-      redis.call('INCRBY', k2, num(tonumber(actual) - tonumber(cost)))
+      if (actual + 0) > 0 then redis.call('ZADD', k1, score, id .. ':' .. actual) end
+      redis.call('INCRBY', k2, num((actual + 0) - (cost + 0)))
     end
   elseif kind == 3 then
     redis.call('ZREM', k1, id)
   elseif kind == 4 and prog then
     local now = clock()
-    local consumed, cost, actual = ARGV[p], tonumber(ARGV[p + 1]), tonumber(ARGV[p + 2])
+    local consumed, cost, actual = ARGV[p], (ARGV[p + 1] + 0), (ARGV[p + 2] + 0)
     local sf, rf = 's' .. k1, 'r' .. k1
     local v = redis.call('HMGET', prog, sf, rf)
-    local delta = actual - tonumber(v[1] or '0')
-    local cur = tonumber(v[2] or num(cost))
+    local delta = actual - ((v[1] or '0') + 0)
+    local cur = ((v[2] or num(cost)) + 0)
     redis.call('HSET', prog, sf, num(actual))
     if consumed == '1' and cur > 0 then
       if mode == 'c' then
@@ -86,14 +104,14 @@ while a <= #ARGV do
         local member = id .. ':' .. num(cur)
         local score = redis.call('ZSCORE', k2, member)
         if score then
-          local exp = tonumber(score)
-          local ttl = tonumber(ARGV[p + 4] or '0')
+          local exp = (score + 0)
+          local ttl = ((ARGV[p + 4] or '0') + 0)
           if ttl > 0 and now + ttl > exp then exp = now + ttl end
           if left < cur then
             redis.call('ZREM', k2, member)
             redis.call('HINCRBY', k1, 'res', num(left - cur))
             if left > 0 then redis.call('ZADD', k2, num(exp), id .. ':' .. num(left)) end
-          elseif exp ~= tonumber(score) then
+          elseif exp ~= (score + 0) then
             redis.call('ZADD', k2, num(exp), member)
           end
         end
@@ -127,14 +145,14 @@ while a <= #ARGV do
     local fresh = false
     for j = p + 1, p + nargs - 1, 2 do
       local v = redis.call('HINCRBY', k1, ARGV[j], ARGV[j + 1])
-      if j == p + 1 then fresh = v == tonumber(ARGV[j + 1]) end
+      if j == p + 1 then fresh = v == (ARGV[j + 1] + 0) end
     end
     if fresh or nargs < 3 then redis.call('PEXPIRE', k1, ARGV[p]) end
   elseif kind == 8 then
     local now = clock()
     local score = redis.call('ZSCORE', k1, id)
-    local exp = now + tonumber(ARGV[p])
-    if score and tonumber(score) > now and exp > tonumber(score) then
+    local exp = now + (ARGV[p] + 0)
+    if score and (score + 0) > now and exp > (score + 0) then
       redis.call('ZADD', k1, num(exp), id)
       local ms = math.floor((exp - now) / 1000) + 1000
       if redis.call('PTTL', k1) < ms then redis.call('PEXPIRE', k1, num(ms)) end
@@ -144,9 +162,9 @@ while a <= #ARGV do
     if mode == 'c' and redis.call('HGET', prog, 'done') then return 0 end
   elseif kind == 7 then
     local pf = ARGV[p + 1]
-    local tr, tt, tc = tonumber(ARGV[p + 2]), tonumber(ARGV[p + 3]), tonumber(ARGV[p + 4])
+    local tr, tt, tc = (ARGV[p + 2] + 0), (ARGV[p + 3] + 0), (ARGV[p + 4] + 0)
     local v = redis.call('HMGET', prog, pf .. 'r', pf .. 't', pf .. 'c')
-    local dr, dt, dc = tr - tonumber(v[1] or '0'), tt - tonumber(v[2] or '0'), tc - tonumber(v[3] or '0')
+    local dr, dt, dc = tr - ((v[1] or '0') + 0), tt - ((v[2] or '0') + 0), tc - ((v[3] or '0') + 0)
     if dr ~= 0 or dt ~= 0 or dc ~= 0 then
       redis.call('HSET', prog, pf .. 'r', num(tr), pf .. 't', num(tt), pf .. 'c', num(tc))
       for j = p + 5, p + nargs - 1 do
