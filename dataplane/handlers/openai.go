@@ -289,32 +289,38 @@ func (h *Handlers) ChatCompletions(c *gin.Context) {
 
 // streamOpenAI writes `data: {chunk}` lines and `data: [DONE]`, as OpenAI does: a first chunk
 // with the role, one per delta, a last one with finish_reason, and (include_usage) a final
-// chunk with empty choices and the usage.
+// chunk with empty choices and the usage. Each chunk is the [OAChunk] json.Encoder would write
+// (chunk.go). The client is flushed before each read from the upstream rather than after each
+// chunk: deltas that arrived together leave together, in one write, and none waits on a quiet
+// upstream. A stream without that hook (a cached replay) is flushed after each chunk.
 func (h *Handlers) streamOpenAI(c *gin.Context, st *ChatStream, includeUsage bool) {
 	served(c, st.Provider(), 0, st.Cached(), st.RateLimit())
 	tokensSaved(c, st.TokensSaved())
 	costTrailer(c)
 	sseHeaders(c)
-	chunk := OAChunk{ID: "chatcmpl-" + newID("chat"), Object: "chat.completion.chunk", Created: time.Now().Unix(), Model: st.Model()}
-	// One buffer and one encoder for the whole stream: a chunk costs no allocation of its own.
-	var buf bytes.Buffer
-	enc := json.NewEncoder(&buf)
-	send := func(choices []OAChunkChoice, u *OAUsage) error {
-		chunk.Choices, chunk.Usage = choices, u
-		buf.Reset()
-		buf.WriteString("data: ")
-		if err := enc.Encode(chunk); err != nil {
+	head := chunkHead("chatcmpl-"+newID("chat"), time.Now().Unix(), st.Model())
+	// One buffer for the whole stream: a chunk costs no allocation of its own.
+	buf := make([]byte, 0, 2*len(head)+256)
+	dirty := false // written since the last flush
+	flush := func() {
+		if dirty {
+			dirty = false
+			c.Writer.Flush()
+		}
+	}
+	hooked := st.BeforeRead(flush)
+	defer st.BeforeRead(nil) // the hook holds c, which gin recycles once the handler returns
+	write := func(b []byte) error {
+		if _, err := c.Writer.Write(b); err != nil {
 			return err
 		}
-		buf.WriteByte('\n') // Encode ended the line; the blank line ends the event
-		if _, err := c.Writer.Write(buf.Bytes()); err != nil {
-			return err
-		}
-		c.Writer.Flush()
+		dirty = true
 		return nil
 	}
-	empty := ""
-	gone := send([]OAChunkChoice{{Delta: OAChunkDelta{Role: "assistant", Content: &empty}, Logprobs: jsonNull}}, nil) != nil
+	gone := write(appendRoleChunk(buf[:0], head)) != nil
+	if !hooked {
+		flush()
+	}
 	var streamErr error
 	for !gone {
 		d, err := st.Next()
@@ -325,8 +331,11 @@ func (h *Handlers) streamOpenAI(c *gin.Context, st *ChatStream, includeUsage boo
 			streamErr = err
 			break
 		}
-		if err := send([]OAChunkChoice{{Delta: OAChunkDelta{Content: &d}, Logprobs: jsonNull}}, nil); err != nil {
+		buf = appendDeltaChunk(buf[:0], head, d)
+		if write(buf) != nil {
 			gone = true
+		} else if !hooked {
+			flush()
 		}
 	}
 	res := st.Finish()
@@ -335,23 +344,22 @@ func (h *Handlers) streamOpenAI(c *gin.Context, st *ChatStream, includeUsage boo
 		return
 	}
 	if streamErr != nil {
-		writeStreamError(c, "", streamErr)
+		writeStreamError(c, "", streamErr) // flushes the deltas before it too
 		return
 	}
 	stop := "stop"
 	if res.FinishReason != "" {
 		stop = res.FinishReason
 	}
-	if send([]OAChunkChoice{{Delta: OAChunkDelta{}, Logprobs: jsonNull, FinishReason: &stop}}, nil) != nil {
-		return
-	}
+	// The last events are known together, so they go out in one write.
+	buf = appendFinishChunk(buf[:0], head, stop)
 	if includeUsage {
-		u := oaUsage(res.Usage)
-		if send([]OAChunkChoice{}, &u) != nil {
-			return
-		}
+		buf = appendUsageChunk(buf, head, oaUsage(res.Usage))
 	}
-	_ = writeSSE(c, "", []byte("[DONE]"))
+	buf = append(buf, "data: [DONE]\n\n"...)
+	if write(buf) == nil {
+		flush()
+	}
 }
 
 // OAEmbeddingsRequest is the body of POST /v1/embeddings.

@@ -763,6 +763,20 @@ func (st *ChatStream) Cached() bool { return st.hit != nil }
 // RateLimit is the tightest limit that applied, for the headers.
 func (st *ChatStream) RateLimit() governor.RateLimitState { return st.c.rateLimit() }
 
+// BeforeRead has f called before each read from the upstream, on Next's goroutine, and reports
+// whether it will be; it will not for a cached replay (which never waits) or a provider whose
+// stream offers no such hook.
+func (st *ChatStream) BeforeRead(f func()) bool {
+	if st.hit != nil {
+		return false
+	}
+	br, ok := st.stream.(providers.BeforeReader)
+	if ok {
+		br.BeforeRead(f)
+	}
+	return ok
+}
+
 // Next returns the next text to send, io.EOF after the last one.
 func (st *ChatStream) Next() (string, error) {
 	if st.hit != nil {

@@ -194,7 +194,7 @@ func (a *anthropic) ChatStream(ctx context.Context, req *ChatRequest) (Stream, e
 // stream decodes an open streamed reply; split from ChatStream so that fuzzing needs no HTTP.
 func (a *anthropic) stream(c *call) *httpStream {
 	s := &httpStream{b: &a.base, c: c}
-	sse := NewSSEReader(c.body, maxLineBytes)
+	sse := NewSSEReader(s.body(), maxLineBytes)
 	var usage antUsage
 	s.next = func() (string, error) {
 		ev, err := sse.Next()

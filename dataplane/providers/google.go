@@ -201,7 +201,7 @@ func (g *google) ChatStream(ctx context.Context, req *ChatRequest) (Stream, erro
 // stream decodes an open streamed reply; split from ChatStream so that fuzzing needs no HTTP.
 func (g *google) stream(c *call) *httpStream {
 	s := &httpStream{b: &g.base, c: c}
-	sse := NewSSEReader(c.body, maxLineBytes)
+	sse := NewSSEReader(s.body(), maxLineBytes)
 	finished := false
 	s.next = func() (string, error) {
 		ev, err := sse.Next()

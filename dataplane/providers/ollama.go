@@ -136,7 +136,7 @@ func (o *ollama) ChatStream(ctx context.Context, req *ChatRequest) (Stream, erro
 // stream decodes an open streamed reply; split from ChatStream so that fuzzing needs no HTTP.
 func (o *ollama) stream(c *call) *httpStream {
 	s := &httpStream{b: &o.base, c: c}
-	nd := NewNDJSONReader(c.body, maxLineBytes)
+	nd := NewNDJSONReader(s.body(), maxLineBytes)
 	s.next = func() (string, error) {
 		line, err := nd.Next()
 		if errors.Is(err, io.EOF) {

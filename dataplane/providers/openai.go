@@ -308,7 +308,8 @@ func (o *openAI) ChatStream(ctx context.Context, req *ChatRequest) (Stream, erro
 // stream decodes an open streamed reply; split from ChatStream so that fuzzing needs no HTTP.
 func (o *openAI) stream(c *call) *httpStream {
 	s := &httpStream{b: &o.base, c: c}
-	sse := NewSSEReader(c.body, maxLineBytes)
+	sse := newSSEReaderSize(s.body(), maxLineBytes, relayLineBuffer)
+	sse.reuse = true // a chunk's data is decoded (copied) before the next is read
 	finished := false
 	s.next = func() (string, error) {
 		ev, err := sse.Next()

@@ -27,6 +27,9 @@ type SSEReader struct {
 	event string
 	data  []byte
 	has   bool
+	// reuse keeps data's array for the next event, so an event's Data is valid only until the
+	// next call of Next; set for the OpenAI stream, whose decoder copies what it keeps.
+	reuse bool
 }
 
 // initialLineBuffer is a stream reader's first line buffer. It is held for the whole stream, and
@@ -38,11 +41,16 @@ const initialLineBuffer = 512
 
 // NewSSEReader reads events from r; maxLine bounds one line and one event's data (0 = 1 MiB).
 func NewSSEReader(r io.Reader, maxLine int) *SSEReader {
+	return newSSEReaderSize(r, maxLine, initialLineBuffer)
+}
+
+// newSSEReaderSize is NewSSEReader with the first line buffer of size bytes.
+func newSSEReaderSize(r io.Reader, maxLine, size int) *SSEReader {
 	if maxLine <= 0 {
 		maxLine = maxLineBytes
 	}
 	sc := bufio.NewScanner(r)
-	sc.Buffer(make([]byte, 0, min(initialLineBuffer, maxLine+2)), maxLine+2)
+	sc.Buffer(make([]byte, 0, min(size, maxLine+2)), maxLine+2)
 	sc.Split(scanLinesAnyEOL)
 	return &SSEReader{sc: sc, max: maxLine}
 }
@@ -102,6 +110,9 @@ func (s *SSEReader) dispatch() (SSEEvent, bool) {
 	}
 	ev := SSEEvent{Event: s.event, Data: s.data}
 	s.event, s.data, s.has = "", nil, false
+	if s.reuse {
+		s.data = ev.Data[:0]
+	}
 	return ev, true
 }
 
@@ -169,3 +180,9 @@ func (n *NDJSONReader) Next() ([]byte, error) {
 	}
 	return nil, io.EOF
 }
+
+// relayLineBuffer is the first line buffer of the OpenAI stream, whose client is flushed before
+// each read of the upstream body (see [BeforeReader]): a read that takes in all the events the
+// upstream already sent (several per TCP segment when it writes faster than the relay reads)
+// makes one write to the client of them, where a line-sized buffer made one per event or two.
+const relayLineBuffer = 4 << 10

@@ -15,6 +15,9 @@ type httpStream struct {
 	c    *call
 	next func() (string, error)
 
+	// beforeRead, when set, runs before each read from the upstream body (see [BeforeReader]).
+	beforeRead func()
+
 	mu       sync.Mutex
 	usage    Usage
 	reported bool
@@ -44,6 +47,30 @@ func (s *httpStream) Recv() (string, error) {
 			return delta, nil
 		}
 	}
+}
+
+// BeforeReader is a [Stream] that can call a function before each read from the upstream, that
+// is before Recv may wait for the network. A relay then flushes its client only there: the
+// deltas already received go out together, in one write, as a reverse proxy copies what one read
+// returned, and none is held back while the upstream is quiet.
+type BeforeReader interface {
+	// BeforeRead sets f, called on Recv's goroutine; nil clears it.
+	BeforeRead(f func())
+}
+
+// BeforeRead implements [BeforeReader].
+func (s *httpStream) BeforeRead(f func()) { s.beforeRead = f }
+
+// body is the upstream body the adapter's frame reader reads, through the [BeforeReader] hook.
+func (s *httpStream) body() io.Reader { return hookedBody{s} }
+
+type hookedBody struct{ s *httpStream }
+
+func (h hookedBody) Read(p []byte) (int, error) {
+	if f := h.s.beforeRead; f != nil {
+		f()
+	}
+	return h.s.c.body.Read(p)
 }
 
 func (s *httpStream) setUsage(u Usage) {
