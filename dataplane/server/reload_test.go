@@ -4,11 +4,8 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
-	"net/http"
 	"os"
 	"path/filepath"
-	"sync"
-	"sync/atomic"
 	"testing"
 	"time"
 
@@ -52,43 +49,20 @@ func TestHotReloadUnderLoadServesTheNewConfigWithinTwoSecondsAndDropsNothing(t *
 	go func() { h.Holder.WatchDir(ctx, dir, 50*time.Millisecond, jsonDirLoader); close(watchDone) }()
 	defer func() { cancel(); <-watchDone }()
 
-	var (
-		failures, total atomic.Int64
-		lastReply       atomic.Value
-		wg              sync.WaitGroup
-	)
-	lastReply.Store("")
-	loadCtx, stopLoad := context.WithCancel(t.Context())
-	body := chatBody("tiny-window", "hello")
-	for range 8 {
-		wg.Go(func() {
-			for loadCtx.Err() == nil {
-				code, _, b := h.do("POST", "/api/ai/chat", adminKey, body)
-				total.Add(1)
-				if code != http.StatusOK {
-					failures.Add(1)
-					continue
-				}
-				var r struct{ Content string }
-				if json.Unmarshal(b, &r) == nil {
-					lastReply.Store(r.Content)
-				}
-			}
-		})
-	}
-	require.Eventually(t, func() bool { return lastReply.Load() == "v1" }, 2*time.Second, 10*time.Millisecond)
+	load := startChatLoad(t, h, chatBody("tiny-window", "hello"))
+	defer load.stop()
+	require.Eventually(t, func() bool { return load.lastReply.Load() == "v1" }, 2*time.Second, 10*time.Millisecond)
 
 	changed := time.Now()
 	write(snapJSON("v2"))
-	require.Eventually(t, func() bool { return lastReply.Load() == "v2" }, 2*time.Second, 10*time.Millisecond)
+	require.Eventually(t, func() bool { return load.lastReply.Load() == "v2" }, 2*time.Second, 10*time.Millisecond)
 	t.Logf("new config served %s after the manifest changed", time.Since(changed).Round(time.Millisecond))
 
 	write([]byte("{broken"))
 	require.Eventually(t, func() bool { return h.Holder.Status().LastError != "" }, 2*time.Second, 10*time.Millisecond)
-	before := total.Load()
-	require.Eventually(t, func() bool { return total.Load() > before+20 }, 5*time.Second, 10*time.Millisecond)
-	stopLoad()
-	wg.Wait()
-	require.Equal(t, "v2", lastReply.Load(), "the broken manifest left the last good config serving")
-	require.Zero(t, failures.Load(), "no request failed during %d requests across two reloads", total.Load())
+	before := load.total.Load()
+	require.Eventually(t, func() bool { return load.total.Load() > before+20 }, 5*time.Second, 10*time.Millisecond)
+	load.stop()
+	require.Equal(t, "v2", load.lastReply.Load(), "the broken manifest left the last good config serving")
+	require.Zero(t, load.failures.Load(), "no request failed during %d requests across two reloads", load.total.Load())
 }

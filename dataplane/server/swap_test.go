@@ -49,49 +49,58 @@ func TestALargeSnapshotSwappedUnderLoadDropsNothing(t *testing.T) {
 		wire[i] = b
 	}
 
-	var (
-		failures, total atomic.Int64
-		lastReply       atomic.Value
-		wg              sync.WaitGroup
-	)
-	lastReply.Store("")
-	loadCtx, stopLoad := context.WithCancel(t.Context())
-	defer stopLoad()
-	body := chatBody("tiny-window", "hello")
-	for range 8 {
-		wg.Go(func() {
-			for loadCtx.Err() == nil {
-				code, _, b := h.do("POST", "/api/ai/chat", adminKey, body)
-				total.Add(1)
-				if code != http.StatusOK {
-					failures.Add(1)
-					continue
-				}
-				var r struct{ Content string }
-				if json.Unmarshal(b, &r) == nil {
-					lastReply.Store(r.Content)
-				}
-			}
-		})
-	}
-	require.Eventually(t, func() bool { return lastReply.Load() == "v0" }, 5*time.Second, time.Millisecond)
+	load := startChatLoad(t, h, chatBody("tiny-window", "hello"))
+	defer load.stop()
+	require.Eventually(t, func() bool { return load.lastReply.Load() == "v0" }, 5*time.Second, time.Millisecond)
 
 	var took []time.Duration
 	for i := range 10 {
 		want := fmt.Sprintf("v%d", i%2+1)
-		before := total.Load()
+		before := load.total.Load()
 		start := time.Now()
 		snap, err := config.Decode(wire[i%2])
 		require.NoError(t, err)
 		require.NoError(t, h.Holder.Apply(snap))
 		took = append(took, time.Since(start))
-		require.Eventually(t, func() bool { return lastReply.Load() == want && total.Load() > before+8 },
+		require.Eventually(t, func() bool { return load.lastReply.Load() == want && load.total.Load() > before+8 },
 			5*time.Second, time.Millisecond, "swap %d: the new snapshot serves", i)
 	}
-	stopLoad()
-	wg.Wait()
+	load.stop()
 	slices.Sort(took)
 	t.Logf("%d requests across 10 swaps; decode+verify+build+swap took %s median, %s at most",
-		total.Load(), took[len(took)/2].Round(time.Millisecond), took[len(took)-1].Round(time.Millisecond))
-	require.Zero(t, failures.Load(), "no request failed during %d requests across 10 swaps", total.Load())
+		load.total.Load(), took[len(took)/2].Round(time.Millisecond), took[len(took)-1].Round(time.Millisecond))
+	require.Zero(t, load.failures.Load(), "no request failed during %d requests across 10 swaps", load.total.Load())
+}
+
+// chatLoad is eight clients sending the same chat for as long as it runs, counting what they
+// sent and what failed, and keeping the last reply they saw.
+type chatLoad struct {
+	failures, total atomic.Int64
+	lastReply       atomic.Value
+	stop            func()
+}
+
+func startChatLoad(t *testing.T, h *harness, body map[string]any) *chatLoad {
+	l := &chatLoad{}
+	l.lastReply.Store("")
+	ctx, cancel := context.WithCancel(t.Context())
+	var wg sync.WaitGroup
+	for range 8 {
+		wg.Go(func() {
+			for ctx.Err() == nil {
+				code, _, b := h.do("POST", "/api/ai/chat", adminKey, body)
+				l.total.Add(1)
+				if code != http.StatusOK {
+					l.failures.Add(1)
+					continue
+				}
+				var r struct{ Content string }
+				if json.Unmarshal(b, &r) == nil {
+					l.lastReply.Store(r.Content)
+				}
+			}
+		})
+	}
+	l.stop = func() { cancel(); wg.Wait() }
+	return l
 }
