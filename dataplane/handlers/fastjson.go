@@ -1,8 +1,6 @@
 package handlers
 
 import (
-	"encoding/json"
-
 	gojson "github.com/goccy/go-json"
 )
 
@@ -43,23 +41,13 @@ func decodeLib[T any](body []byte, v *T) bool {
 // oaContent's UnmarshalJSON it copies the literal for the method and the method copies it again
 // (a tenth of the bytes allocated per request).
 type oaChatStrings struct {
-	Model    string `json:"model"`
 	Messages []struct {
 		Role string `json:"role"`
 		// Content is a pointer so that null is seen: oaContent resets on null, where a string
 		// would keep what a repeated key or array left in it.
 		Content *string `json:"content"`
 	} `json:"messages"`
-	Stream              bool              `json:"stream"`
-	StreamOptions       *oaStreamOptions  `json:"stream_options"`
-	MaxTokens           *int64            `json:"max_tokens"`
-	MaxCompletionTokens *int64            `json:"max_completion_tokens"`
-	Temperature         *float64          `json:"temperature"`
-	TopP                *float64          `json:"top_p"`
-	N                   *int              `json:"n"`
-	Stop                json.RawMessage   `json:"stop"`
-	ResponseFormat      *oaResponseFormat `json:"response_format"`
-	User                string            `json:"user"`
+	oaChatParams
 }
 
 // decodeOAChat decodes body into the zero r: as [oaChatStrings] when every content is a string
@@ -69,11 +57,7 @@ func decodeOAChat(body []byte, r *OAChatRequest) bool {
 	if gojson.Unmarshal(body, &s) != nil {
 		return decodeLib(body, r)
 	}
-	*r = OAChatRequest{
-		Model: s.Model, Stream: s.Stream, StreamOptions: s.StreamOptions, MaxTokens: s.MaxTokens,
-		MaxCompletionTokens: s.MaxCompletionTokens, Temperature: s.Temperature, TopP: s.TopP, N: s.N,
-		Stop: s.Stop, ResponseFormat: s.ResponseFormat, User: s.User,
-	}
+	*r = OAChatRequest{oaChatParams: s.oaChatParams}
 	if s.Messages != nil {
 		r.Messages = make([]oaMessage, len(s.Messages))
 		for i, m := range s.Messages {

@@ -96,8 +96,14 @@ func (c *oaContent) UnmarshalJSON(b []byte) error {
 // OAChatRequest is the body of POST /v1/chat/completions (the fields the gateway uses; others
 // are accepted and ignored, as OpenAI-compatible servers do).
 type OAChatRequest struct {
+	Messages []oaMessage `json:"messages"`
+	oaChatParams
+}
+
+// oaChatParams are the fields of a chat request besides its messages, shared by
+// [OAChatRequest] and the shape it is decoded through ([oaChatStrings]).
+type oaChatParams struct {
 	Model               string            `json:"model"`
-	Messages            []oaMessage       `json:"messages"`
 	Stream              bool              `json:"stream"`
 	StreamOptions       *oaStreamOptions  `json:"stream_options"`
 	MaxTokens           *int64            `json:"max_tokens"`
