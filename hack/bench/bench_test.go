@@ -2,6 +2,10 @@ package main
 
 import (
 	"encoding/json"
+	"os"
+	"runtime"
+	"strings"
+	"syscall"
 	"testing"
 	"time"
 
@@ -65,4 +69,146 @@ func TestMedianOfRounds(t *testing.T) {
 	require.Equal(t, 20.0, s.rps)
 	require.Equal(t, int64(3), s.errors, "errors are summed over rounds")
 	require.Equal(t, int64(9), s.peakRSS, "peak RSS is the maximum over rounds")
+}
+
+func TestKernelTableGivesPerRequestCountsAndRatiosToTheFloor(t *testing.T) {
+	r := &report{targets: []string{"direct", "floor", "dataplane"}, results: map[cellKey][]cellResult{
+		{"chat", 1, "direct"}: {{requests: 10, readCallsPerReq: 2, writeCallsPerReq: 1, volCSPerReq: 3, involCSPerReq: 1}},
+		{"chat", 1, "floor"}: {
+			{requests: 10, readCallsPerReq: 5, writeCallsPerReq: 3, volCSPerReq: 6, involCSPerReq: 2},
+			{requests: 10, readCallsPerReq: 3, writeCallsPerReq: 3, volCSPerReq: 8, involCSPerReq: 2},
+			{requests: 10, readCallsPerReq: 4, writeCallsPerReq: 5, volCSPerReq: 7, involCSPerReq: 1},
+		},
+		{"chat", 1, "dataplane"}: {{requests: 10, readCallsPerReq: 5, writeCallsPerReq: 1, volCSPerReq: 11, involCSPerReq: 3}},
+	}}
+	var b strings.Builder
+	r.kernelTable(&b, "chat", 1)
+	out := b.String()
+	require.Contains(t, out, "| direct | 2.00 | 1.00 | 3.00 | 3.00 | 1.00 | 4.00 | — | — |\n")
+	// The floor's medians over its rounds: 4 reads, 3 writes, 7 voluntary, 2 involuntary.
+	require.Contains(t, out, "| floor | 4.00 | 3.00 | 7.00 | 7.00 | 2.00 | 9.00 | — | — |\n")
+	require.Contains(t, out, "| dataplane | 5.00 | 1.00 | 6.00 | 11.00 | 3.00 | 14.00 | 0.86 | 1.56 |\n")
+}
+
+func TestParseProcIO(t *testing.T) {
+	tests := map[string]struct {
+		in      string
+		want    ioCalls
+		wantErr string
+	}{
+		"a full /proc/PID/io gives the read and write call counts": {
+			in:   "rchar: 323934931\nwchar: 323929600\nsyscr: 632687\nsyscw: 632675\nread_bytes: 0\nwrite_bytes: 323932160\ncancelled_write_bytes: 0\n",
+			want: ioCalls{reads: 632687, writes: 632675},
+		},
+		"the order of the lines does not matter": {in: "syscw: 2\nsyscr: 1\n", want: ioCalls{reads: 1, writes: 2}},
+		"a file without syscw is refused":        {in: "rchar: 1\nsyscr: 5\n", wantErr: "want both"},
+		"an empty file is refused":               {in: "", wantErr: "want both"},
+		"a non-number is refused":                {in: "syscr: x\nsyscw: 1\n", wantErr: "malformed"},
+	}
+	for name, tt := range tests {
+		t.Run(name, func(t *testing.T) {
+			got, err := parseProcIO([]byte(tt.in))
+			if tt.wantErr != "" {
+				require.ErrorContains(t, err, tt.wantErr)
+				return
+			}
+			require.NoError(t, err)
+			require.Equal(t, tt.want, got)
+		})
+	}
+}
+
+func TestParseCtxSwitches(t *testing.T) {
+	tests := map[string]struct {
+		in      string
+		want    ctxSwitches
+		wantErr string
+	}{
+		"a thread's status gives both counts": {
+			in:   "Name:\tdataplane\nState:\tS (sleeping)\nTgid:\t4242\nPid:\t4250\nVmHWM:\t   20480 kB\nvoluntary_ctxt_switches:\t1500\nnonvoluntary_ctxt_switches:\t37\n",
+			want: ctxSwitches{voluntary: 1500, involuntary: 37},
+		},
+		"a status with only one count is refused": {in: "voluntary_ctxt_switches:\t3\n", wantErr: "want both"},
+		"a non-number is refused":                 {in: "voluntary_ctxt_switches:\t-\nnonvoluntary_ctxt_switches:\t1\n", wantErr: "malformed"},
+	}
+	for name, tt := range tests {
+		t.Run(name, func(t *testing.T) {
+			got, err := parseCtxSwitches([]byte(tt.in))
+			if tt.wantErr != "" {
+				require.ErrorContains(t, err, tt.wantErr)
+				return
+			}
+			require.NoError(t, err)
+			require.Equal(t, tt.want, got)
+		})
+	}
+}
+
+func TestCtxSwitchDeltaCountsLiveThreadsOnly(t *testing.T) {
+	before := map[int]ctxSwitches{1: {10, 1}, 2: {20, 2}, 3: {1000, 100}, 5: {500, 50}}
+	after := map[int]ctxSwitches{1: {15, 1}, 2: {21, 4}, 4: {7, 3}, 5: {9, 60}}
+	// Thread 3 exited (its count is lost, not subtracted); thread 4 is new (all of it counts);
+	// id 5 is a new thread reusing a retired thread's id (its count is below the old one's).
+	require.Equal(t, ctxSwitches{voluntary: 5 + 1 + 7 + 9, involuntary: 0 + 2 + 3 + 60}, ctxSwitchDelta(before, after))
+}
+
+// TestProcCountersReadThisProcess reads the test's own /proc: the I/O calls grow by at least the
+// reads it makes, and the context switches of a thread other than the main one are seen, which
+// /proc/PID/status alone would miss.
+func TestProcCountersReadThisProcess(t *testing.T) {
+	pid := os.Getpid()
+	f, err := os.Open(os.DevNull)
+	require.NoError(t, err)
+	defer f.Close()
+	before := ioCallsOf(pid)
+	require.Positive(t, before.reads)
+	buf := make([]byte, 1)
+	for range 100 {
+		_, _ = f.Read(buf)
+	}
+	require.GreaterOrEqual(t, ioCallsOf(pid).reads-before.reads, int64(100))
+
+	// Two goroutines locked to their own threads: at most one can be the main thread. Each
+	// sleeps in nanosleep(2) 20 times when told, a voluntary switch per sleep.
+	type locked struct {
+		tid        int
+		wake, done chan struct{}
+	}
+	exit := make(chan struct{})
+	defer close(exit)
+	start := func() *locked {
+		l := &locked{wake: make(chan struct{}), done: make(chan struct{})}
+		ready := make(chan int)
+		go func() {
+			runtime.LockOSThread() // never unlocked: the thread exits with the goroutine
+			ready <- syscall.Gettid()
+			select {
+			case <-l.wake:
+			case <-exit:
+				return
+			}
+			for range 20 {
+				ts := syscall.NsecToTimespec(int64(time.Millisecond))
+				_ = syscall.Nanosleep(&ts, nil)
+			}
+			close(l.done)
+			<-exit
+		}()
+		l.tid = <-ready
+		return l
+	}
+	a, b := start(), start()
+	l := a
+	if l.tid == pid {
+		l = b
+	}
+	require.NotEqual(t, pid, l.tid)
+	cs0 := ctxSwitchesOf(pid)
+	require.Contains(t, cs0, l.tid, "every thread is read, not only the main one")
+	close(l.wake)
+	<-l.done
+	cs1 := ctxSwitchesOf(pid)
+	slept := cs1[l.tid].voluntary - cs0[l.tid].voluntary
+	require.GreaterOrEqual(t, slept, int64(20))
+	require.GreaterOrEqual(t, ctxSwitchDelta(cs0, cs1).voluntary, slept)
 }

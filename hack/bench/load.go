@@ -73,6 +73,10 @@ type loadResult struct {
 	upstreamCPUMsPerReq float64 // the mock's, when the target is a proxy
 	redisCPUMsPerReq    float64
 	peakRSS             int64
+	// Per request, of the target process: read- and write-family system calls
+	// (/proc/PID/io) and context switches summed over its threads.
+	readCallsPerReq, writeCallsPerReq float64
+	volCSPerReq, involCSPerReq        float64
 }
 
 func pct(sorted []time.Duration, p float64) time.Duration {

@@ -262,6 +262,7 @@ func measure(ctx context.Context, o options, rep *report, targets []*proc, mock 
 					logf("[%d/%d] %s c=%d round %d: %s", n, total, kind, c, r+1, t.Name)
 					t.resetPeak()
 					before := t.cpu()
+					cBefore := t.counters()
 					mockBefore := mock.cpu()
 					redisBefore := cpuOf(redisPID)
 					res, err := gen(kind, c, o.duration, t.url)
@@ -269,7 +270,13 @@ func measure(ctx context.Context, o options, rep *report, targets []*proc, mock 
 						return fmt.Errorf("%s c=%d %s: %w", kind, c, t.Name, err)
 					}
 					after := t.cpu()
+					cAfter := t.counters()
 					if res.requests > 0 {
+						reqs := float64(res.requests)
+						res.readCallsPerReq = float64(cAfter.io.reads-cBefore.io.reads) / reqs
+						res.writeCallsPerReq = float64(cAfter.io.writes-cBefore.io.writes) / reqs
+						cs := ctxSwitchDelta(cBefore.ctx, cAfter.ctx)
+						res.volCSPerReq, res.involCSPerReq = float64(cs.voluntary)/reqs, float64(cs.involuntary)/reqs
 						res.cpuMsPerReq = float64((after - before).Microseconds()) / 1000 / float64(res.requests)
 						if t != mock {
 							res.upstreamCPUMsPerReq = float64((mock.cpu() - mockBefore).Microseconds()) / 1000 / float64(res.requests)
@@ -279,7 +286,8 @@ func measure(ctx context.Context, o options, rep *report, targets []*proc, mock 
 						}
 					}
 					res.peakRSS = t.peakRSS()
-					logf("    %.0f req/s p50 %s p99 %s ttfb50 %s cpu %.3f ms/req errors %d", res.rps, res.p50, res.p99, res.ttfb50, res.cpuMsPerReq, res.errors)
+					logf("    %.0f req/s p50 %s p99 %s ttfb50 %s cpu %.3f ms/req io %.2f/req cs %.2f/req errors %d", res.rps, res.p50, res.p99, res.ttfb50, res.cpuMsPerReq,
+						res.readCallsPerReq+res.writeCallsPerReq, res.volCSPerReq+res.involCSPerReq, res.errors)
 					k := cellKey{kind: kind, c: c, target: t.Name}
 					rep.results[k] = append(rep.results[k], res)
 				}

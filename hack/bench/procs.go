@@ -242,6 +242,144 @@ func cpuOf(pid int) time.Duration {
 
 func (p *proc) cpu() time.Duration { return cpuOf(p.PID) }
 
+// ioCalls is a process's count of read- and write-family system calls (/proc/PID/io `syscr`,
+// `syscw`): read, readv, pread64, preadv and write, writev, pwrite64, pwritev (sendfile and
+// copy_file_range count as both). A call counts whether it moves data or fails with EAGAIN, so
+// the reads Go's netpoller makes on a not-yet-readable socket count too. Calls outside the VFS
+// read/write paths do not: epoll_wait, futex, accept4, connect, setsockopt, nanosleep, and
+// sendmsg/recvmsg/sendto/recvfrom. Go's TCP connections read and write with read(2)/write(2),
+// so for an HTTP proxy these are its socket and log I/O calls.
+type ioCalls struct{ reads, writes int64 }
+
+// parseProcIO reads the syscr and syscw lines of a /proc/PID/io file.
+func parseProcIO(b []byte) (ioCalls, error) {
+	var c ioCalls
+	seen := 0
+	for line := range strings.SplitSeq(string(b), "\n") {
+		k, v, ok := strings.Cut(line, ":")
+		if !ok || (k != "syscr" && k != "syscw") {
+			continue
+		}
+		n, err := strconv.ParseInt(strings.TrimSpace(v), 10, 64)
+		if err != nil {
+			return ioCalls{}, fmt.Errorf("malformed /proc io line %q: %w", line, err)
+		}
+		if k == "syscr" {
+			c.reads = n
+		} else {
+			c.writes = n
+		}
+		seen++
+	}
+	if seen != 2 {
+		return ioCalls{}, errors.New("malformed /proc io: want both syscr and syscw")
+	}
+	return c, nil
+}
+
+// ioCallsOf is the process's I/O system calls so far. /proc/PID/io (unlike /proc/PID/status) is
+// the whole thread group: the kernel sums every live thread and keeps the counts of exited ones,
+// so one file is the process. Zero when unknown (the process is gone, or not ours to read).
+func ioCallsOf(pid int) ioCalls {
+	if pid <= 0 {
+		return ioCalls{}
+	}
+	b, err := os.ReadFile("/proc/" + strconv.Itoa(pid) + "/io")
+	if err != nil {
+		return ioCalls{}
+	}
+	c, _ := parseProcIO(b)
+	return c
+}
+
+// ctxSwitches counts a thread's context switches: voluntary (it blocked: futex, epoll_wait
+// with nothing ready, nanosleep) and involuntary (the scheduler preempted it, which on a shared
+// machine also counts other processes' demand, or it called sched_yield).
+type ctxSwitches struct{ voluntary, involuntary int64 }
+
+// parseCtxSwitches reads the voluntary_ctxt_switches and nonvoluntary_ctxt_switches lines of a
+// /proc/PID/task/TID/status file.
+func parseCtxSwitches(b []byte) (ctxSwitches, error) {
+	var c ctxSwitches
+	seen := 0
+	for line := range strings.SplitSeq(string(b), "\n") {
+		k, v, ok := strings.Cut(line, ":")
+		if !ok || (k != "voluntary_ctxt_switches" && k != "nonvoluntary_ctxt_switches") {
+			continue
+		}
+		n, err := strconv.ParseInt(strings.TrimSpace(v), 10, 64)
+		if err != nil {
+			return ctxSwitches{}, fmt.Errorf("malformed /proc status line %q: %w", line, err)
+		}
+		if k == "voluntary_ctxt_switches" {
+			c.voluntary = n
+		} else {
+			c.involuntary = n
+		}
+		seen++
+	}
+	if seen != 2 {
+		return ctxSwitches{}, errors.New("malformed /proc status: want both context switch counts")
+	}
+	return c, nil
+}
+
+// ctxSwitchesOf reads every thread's context switches, by thread id. The counts must be read
+// per thread: /proc/PID/status and /proc/PID/schedstat show only the main thread (the kernel
+// prints that one task's nvcsw/nivcsw and sched_info), while a Go program does its work on
+// the runtime's other threads, and no per-process file sums them.
+func ctxSwitchesOf(pid int) map[int]ctxSwitches {
+	if pid <= 0 {
+		return nil
+	}
+	dir := "/proc/" + strconv.Itoa(pid) + "/task"
+	entries, err := os.ReadDir(dir)
+	if err != nil {
+		return nil
+	}
+	out := make(map[int]ctxSwitches, len(entries))
+	for _, e := range entries {
+		tid, err := strconv.Atoi(e.Name())
+		if err != nil {
+			continue
+		}
+		b, err := os.ReadFile(filepath.Join(dir, e.Name(), "status"))
+		if err != nil {
+			continue // the thread exited between the listing and the read
+		}
+		if c, err := parseCtxSwitches(b); err == nil {
+			out[tid] = c
+		}
+	}
+	return out
+}
+
+// ctxSwitchDelta sums, over the threads alive at the end, what each did since the start (all
+// of it for a thread started since). Subtracting per thread keeps the sum from going negative
+// when a thread exits in between (Go rarely retires an OS thread); that thread's switches
+// during the cell are then missed, a small undercount. A count below its earlier reading is a
+// new thread that was given a retired one's id, and counts whole.
+func ctxSwitchDelta(before, after map[int]ctxSwitches) ctxSwitches {
+	var d ctxSwitches
+	for tid, a := range after {
+		b := before[tid]
+		if a.voluntary < b.voluntary || a.involuntary < b.involuntary {
+			b = ctxSwitches{}
+		}
+		d.voluntary += a.voluntary - b.voluntary
+		d.involuntary += a.involuntary - b.involuntary
+	}
+	return d
+}
+
+// counters is what a cell reads from a target before and after it, besides CPU.
+type counters struct {
+	io  ioCalls
+	ctx map[int]ctxSwitches
+}
+
+func (p *proc) counters() counters { return counters{io: ioCallsOf(p.PID), ctx: ctxSwitchesOf(p.PID)} }
+
 // resetPeak resets the process's peak RSS (VmHWM) so the next reading is the cell's own peak
 // (Linux ≥ 4.0; needs to own the process, which we do).
 func (p *proc) resetPeak() {

@@ -34,7 +34,13 @@ type summary struct {
 	cpu, upstreamCPU, redisCPU    float64
 	peakRSS                       int64
 	errors, requests              int64
+	// Per request: the target's read/write-family system calls and its threads' voluntary and
+	// involuntary context switches (see [ioCalls], [ctxSwitches]).
+	readCalls, writeCalls, volCS, involCS float64
 }
+
+func (s summary) ioCalls() float64     { return s.readCalls + s.writeCalls }
+func (s summary) ctxSwitches() float64 { return s.volCS + s.involCS }
 
 func median[T int64 | float64 | time.Duration](xs []T) T {
 	if len(xs) == 0 {
@@ -73,6 +79,10 @@ func summarize(rs []cellResult) summary {
 	s.cpu = colf(func(r cellResult) float64 { return r.cpuMsPerReq })
 	s.upstreamCPU = colf(func(r cellResult) float64 { return r.upstreamCPUMsPerReq })
 	s.redisCPU = colf(func(r cellResult) float64 { return r.redisCPUMsPerReq })
+	s.readCalls = colf(func(r cellResult) float64 { return r.readCallsPerReq })
+	s.writeCalls = colf(func(r cellResult) float64 { return r.writeCallsPerReq })
+	s.volCS = colf(func(r cellResult) float64 { return r.volCSPerReq })
+	s.involCS = colf(func(r cellResult) float64 { return r.involCSPerReq })
 	for _, r := range rs {
 		s.errors += r.errors
 		s.requests += r.requests
@@ -107,7 +117,10 @@ func (r *report) markdown() string {
 		"mock upstream latency %s, %d chunks per stream, chunk delay %s. Chat cells: wrk; stream cells: Go client (TTFB = first body byte).\n\n",
 		benchPath, benchModel, o.systemBytes, o.promptBytes, benchUsers, o.latency, o.chunks, o.chunkDelay)
 	b.WriteString("Columns: *added p50* = target p50 − direct p50; *CPU* = the target process's own CPU (user+sys from /proc) per request; " +
-		"*upstream CPU* = the mock's; *peak RSS* = VmHWM during the cell (reset before it); ratios and Δ are against the floor in the same run.\n")
+		"*upstream CPU* = the mock's; *peak RSS* = VmHWM during the cell (reset before it); ratios and Δ are against the floor in the same run.\n" +
+		"The second table of each cell is per request of the target process: *I/O syscalls* = read- plus write-family calls (/proc/PID/io syscr + syscw: " +
+		"read, readv, write, writev…, EAGAIN included; not epoll_wait, futex, accept or sendmsg); *context switches* = voluntary + involuntary, " +
+		"summed over the process's threads (/proc/PID/task/*/status).\n")
 	for _, kind := range o.kinds {
 		for _, c := range o.concurrency {
 			fmt.Fprintf(&b, "\n### %s, concurrency %d\n\n", kind, c)
@@ -159,10 +172,37 @@ func (r *report) markdown() string {
 				}
 				b.WriteString("\n")
 			}
+			r.kernelTable(&b, kind, c)
 		}
 	}
 	b.WriteString("\n" + r.verdicts())
 	return b.String()
+}
+
+// kernelTable writes, under a cell's main table, what each target asked of the kernel per
+// request: a table of its own rather than more columns on rows already a screen wide.
+func (r *report) kernelTable(b *strings.Builder, kind string, c int) {
+	floor, hasFloor := r.get(kind, c, "floor")
+	b.WriteString("\n| target | read calls/req | write calls/req | I/O syscalls/req | voluntary cs/req | involuntary cs/req | context switches/req | I/O syscalls ÷ floor | context switches ÷ floor |\n")
+	b.WriteString("|---|---:|---:|---:|---:|---:|---:|---:|---:|\n")
+	ratio := func(x, f float64) string {
+		if f == 0 {
+			return "—"
+		}
+		return fmt.Sprintf("%.2f", x/f)
+	}
+	for _, t := range r.targets {
+		s, ok := r.get(kind, c, t)
+		if !ok {
+			continue
+		}
+		rio, rcs := "—", "—"
+		if hasFloor && t != "direct" && t != "floor" {
+			rio, rcs = ratio(s.ioCalls(), floor.ioCalls()), ratio(s.ctxSwitches(), floor.ctxSwitches())
+		}
+		fmt.Fprintf(b, "| %s | %.2f | %.2f | %.2f | %.2f | %.2f | %.2f | %s | %s |\n",
+			t, s.readCalls, s.writeCalls, s.ioCalls(), s.volCS, s.involCS, s.ctxSwitches(), rio, rcs)
+	}
 }
 
 // verdicts checks the targets of DESIGN.md ("Targets") that this run measures.
