@@ -155,12 +155,29 @@ func (h *Handlers) Chat(c *gin.Context) {
 }
 
 // streamAPI writes `event: delta` per chunk and one `event: done` with the whole reply; a
-// failure after the first byte is sent as `event: error` with the standard error body.
+// failure after the first byte is sent as `event: error` with the standard error body. Each delta
+// event is the bytes json.Marshal gave it (chunk.go). As on the OpenAI-compatible stream, the
+// client is flushed before each read from the upstream rather than after each delta: deltas that
+// arrived together leave in one write, and none waits on a quiet upstream. A stream without that
+// hook (the mock provider) is flushed after each delta; a cached replay once, at its end.
 func (h *Handlers) streamAPI(c *gin.Context, st *ChatStream) {
 	served(c, st.Provider(), 0, st.Cached(), st.RateLimit())
 	tokensSaved(c, st.TokensSaved())
 	costTrailer(c)
 	sseHeaders(c)
+	dirty := false // written since the last flush
+	flush := func() {
+		if dirty {
+			dirty = false
+			c.Writer.Flush()
+		}
+	}
+	hooked := st.BeforeRead(flush)
+	defer st.BeforeRead(nil) // the hook holds c, which gin recycles once the handler returns
+	// A cached replay never waits, so its deltas leave with the done event, in one write.
+	eachDelta := !hooked && !st.Cached()
+	// One buffer for the whole stream: a delta costs no allocation of its own.
+	buf := make([]byte, 0, 256)
 	var streamErr error
 	gone := false
 	for {
@@ -172,12 +189,14 @@ func (h *Handlers) streamAPI(c *gin.Context, st *ChatStream) {
 			streamErr = err
 			break
 		}
-		b, _ := json.Marshal(struct {
-			Content string `json:"content"`
-		}{d})
-		if err := writeSSE(c, "delta", b); err != nil {
+		buf = appendAPIDelta(buf[:0], d)
+		if _, err := c.Writer.Write(buf); err != nil {
 			gone = true
 			break
+		}
+		dirty = true
+		if eachDelta {
+			flush()
 		}
 	}
 	res := st.Finish()
@@ -186,9 +205,10 @@ func (h *Handlers) streamAPI(c *gin.Context, st *ChatStream) {
 		return
 	}
 	if streamErr != nil {
-		writeStreamError(c, "error", streamErr)
+		writeStreamError(c, "error", streamErr) // flushes the deltas before it too
 		return
 	}
+	// The done event leaves with the deltas not yet flushed, in one write.
 	b, _ := json.Marshal(apiChatReply(res))
 	_ = writeSSE(c, "done", b)
 }

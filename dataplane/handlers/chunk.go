@@ -5,7 +5,8 @@ import "github.com/nself-org/ai-orchestration/dataplane/providers/jsonenc"
 // The OpenAI-compatible stream writes one chat.completion.chunk per delta, so a chunk is
 // encoded by appending to the stream's buffer instead of by reflection (json.Encoder). The bytes
 // are the encoder's for the [OAChunk] the chunk stands for, which chunk_test.go checks on a
-// differential table.
+// differential table. The /api/ai/chat stream's delta events are appended the same way, byte
+// for byte what json.Marshal and writeSSE wrote before.
 
 // chunkHead is what every chunk of a stream starts with: `data: {"id":…,"object":…,
 // "created":…,"model":…,"choices":`, built once per stream.
@@ -51,4 +52,11 @@ func appendUsageChunk(b, head []byte, u OAUsage) []byte {
 	b = append(b, `,"total_tokens":`...)
 	b = jsonenc.AppendInt(b, u.TotalTokens)
 	return append(b, "}}\n\n"...)
+}
+
+// appendAPIDelta appends the `event: delta` of one content delta of the /api/ai/chat stream.
+func appendAPIDelta(b []byte, content string) []byte {
+	b = append(b, "event: delta\ndata: {\"content\":"...)
+	b = jsonenc.AppendString(b, content)
+	return append(b, "}\n\n"...)
 }

@@ -194,8 +194,12 @@ func (a *anthropic) ChatStream(ctx context.Context, req *ChatRequest) (Stream, e
 // stream decodes an open streamed reply; split from ChatStream so that fuzzing needs no HTTP.
 func (a *anthropic) stream(c *call) *httpStream {
 	s := &httpStream{b: &a.base, c: c}
-	sse := NewSSEReader(s.body(), maxLineBytes)
+	sse := newSSEReaderSize(s.body(), maxLineBytes, relayLineBuffer)
+	sse.reuse = true // an event's data is decoded (copied) before the next is read
 	var usage antUsage
+	// One event value for the whole stream, zeroed before each decode (unmarshalFast wants a zero
+	// value): a local one escapes, through the decoder's interface, to an allocation per event.
+	e := new(antEvent)
 	s.next = func() (string, error) {
 		ev, err := sse.Next()
 		if errors.Is(err, io.EOF) {
@@ -204,8 +208,10 @@ func (a *anthropic) stream(c *call) *httpStream {
 		if err != nil {
 			return "", err
 		}
-		var e antEvent
-		if err := json.Unmarshal(ev.Data, &e); err != nil {
+		*e = antEvent{}
+		// Decoded by the library, as OpenAI chunks are (fastjson.go); stream_fastjson_test.go
+		// holds it to encoding/json on this event type.
+		if err := unmarshalFast(ev.Data, e); err != nil {
 			return "", malformed(a.name, "undecodable stream event", err)
 		}
 		typ := e.Type

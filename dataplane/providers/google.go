@@ -201,8 +201,10 @@ func (g *google) ChatStream(ctx context.Context, req *ChatRequest) (Stream, erro
 // stream decodes an open streamed reply; split from ChatStream so that fuzzing needs no HTTP.
 func (g *google) stream(c *call) *httpStream {
 	s := &httpStream{b: &g.base, c: c}
-	sse := NewSSEReader(s.body(), maxLineBytes)
+	sse := newSSEReaderSize(s.body(), maxLineBytes, relayLineBuffer)
+	sse.reuse = true // a chunk's data is decoded (copied) before the next is read
 	finished := false
+	r := new(gemResponse) // one for the stream, zeroed before each decode (see anthropic's)
 	s.next = func() (string, error) {
 		ev, err := sse.Next()
 		if errors.Is(err, io.EOF) {
@@ -215,17 +217,19 @@ func (g *google) stream(c *call) *httpStream {
 		if err != nil {
 			return "", err
 		}
-		var r gemResponse
-		if err := json.Unmarshal(ev.Data, &r); err != nil {
+		*r = gemResponse{}
+		// Decoded by the library, as OpenAI chunks are (fastjson.go); stream_fastjson_test.go
+		// holds it to encoding/json on this chunk type.
+		if err := unmarshalFast(ev.Data, r); err != nil {
 			return "", malformed(g.name, "undecodable stream chunk", err)
 		}
-		if err := g.check(&r); err != nil {
+		if err := g.check(r); err != nil {
 			return "", err
 		}
 		if r.UsageMetadata != nil {
 			s.setUsage(r.UsageMetadata.norm())
 		}
-		text, finish := candidateText(&r)
+		text, finish := candidateText(r)
 		if finish != "" {
 			finished = true
 		}

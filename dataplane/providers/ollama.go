@@ -136,7 +136,8 @@ func (o *ollama) ChatStream(ctx context.Context, req *ChatRequest) (Stream, erro
 // stream decodes an open streamed reply; split from ChatStream so that fuzzing needs no HTTP.
 func (o *ollama) stream(c *call) *httpStream {
 	s := &httpStream{b: &o.base, c: c}
-	nd := NewNDJSONReader(s.body(), maxLineBytes)
+	nd := newNDJSONReaderSize(s.body(), maxLineBytes, relayLineBuffer)
+	r := new(olChatResponse) // one for the stream, zeroed before each decode (see anthropic's)
 	s.next = func() (string, error) {
 		line, err := nd.Next()
 		if errors.Is(err, io.EOF) {
@@ -145,8 +146,10 @@ func (o *ollama) stream(c *call) *httpStream {
 		if err != nil {
 			return "", err
 		}
-		var r olChatResponse
-		if err := json.Unmarshal(line, &r); err != nil {
+		*r = olChatResponse{}
+		// Decoded by the library, as OpenAI chunks are (fastjson.go); stream_fastjson_test.go
+		// holds it to encoding/json on this line type.
+		if err := unmarshalFast(line, r); err != nil {
 			return "", malformed(o.name, "undecodable stream line", err)
 		}
 		if r.Error != "" {

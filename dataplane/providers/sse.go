@@ -28,15 +28,16 @@ type SSEReader struct {
 	data  []byte
 	has   bool
 	// reuse keeps data's array for the next event, so an event's Data is valid only until the
-	// next call of Next; set for the OpenAI stream, whose decoder copies what it keeps.
+	// next call of Next; set for the relayed streams, whose decoders copy what they keep.
 	reuse bool
 }
 
 // initialLineBuffer is a stream reader's first line buffer. It is held for the whole stream, and
 // the connection's own read buffer sits below it, so it need only hold a line: an OpenAI or
 // Anthropic chunk line is 100 to 400 bytes, and the scanner doubles the buffer (up to the line
-// bound) for a longer one, once per stream. A thousand open streams each holding 4 KiB would be
-// 4 MiB for nothing.
+// bound) for a longer one, once per stream. The adapters' relayed streams start at
+// [relayLineBuffer] instead, trading 4 KiB per open stream (4 MiB for a thousand) for fewer
+// writes to their clients.
 const initialLineBuffer = 512
 
 // NewSSEReader reads events from r; maxLine bounds one line and one event's data (0 = 1 MiB).
@@ -78,7 +79,7 @@ func (s *SSEReader) Next() (SSEEvent, error) {
 		}
 		switch string(field) {
 		case "event":
-			s.event = string(value)
+			s.event = eventName(value)
 		case "data":
 			if len(s.data)+len(value)+1 > s.max {
 				return SSEEvent{}, ErrLineTooLong
@@ -101,6 +102,28 @@ func (s *SSEReader) Next() (SSEEvent, error) {
 		return ev, nil
 	}
 	return SSEEvent{}, io.EOF
+}
+
+// eventName is string(v), without an allocation for the event names Anthropic streams, every
+// event of which is named.
+func eventName(v []byte) string {
+	switch string(v) { // compared without a conversion
+	case "content_block_delta":
+		return "content_block_delta"
+	case "content_block_start":
+		return "content_block_start"
+	case "content_block_stop":
+		return "content_block_stop"
+	case "message_start":
+		return "message_start"
+	case "message_delta":
+		return "message_delta"
+	case "message_stop":
+		return "message_stop"
+	case "ping":
+		return "ping"
+	}
+	return string(v)
 }
 
 func (s *SSEReader) dispatch() (SSEEvent, bool) {
@@ -152,11 +175,16 @@ type NDJSONReader struct {
 
 // NewNDJSONReader reads lines from r; maxLine bounds one line (0 = 1 MiB).
 func NewNDJSONReader(r io.Reader, maxLine int) *NDJSONReader {
+	return newNDJSONReaderSize(r, maxLine, initialLineBuffer)
+}
+
+// newNDJSONReaderSize is NewNDJSONReader with the first line buffer of size bytes.
+func newNDJSONReaderSize(r io.Reader, maxLine, size int) *NDJSONReader {
 	if maxLine <= 0 {
 		maxLine = maxLineBytes
 	}
 	sc := bufio.NewScanner(r)
-	sc.Buffer(make([]byte, 0, min(initialLineBuffer, maxLine+2)), maxLine+2)
+	sc.Buffer(make([]byte, 0, min(size, maxLine+2)), maxLine+2)
 	sc.Split(scanLinesAnyEOL)
 	return &NDJSONReader{sc: sc, max: maxLine}
 }
@@ -181,8 +209,10 @@ func (n *NDJSONReader) Next() ([]byte, error) {
 	return nil, io.EOF
 }
 
-// relayLineBuffer is the first line buffer of the OpenAI stream, whose client is flushed before
-// each read of the upstream body (see [BeforeReader]): a read that takes in all the events the
-// upstream already sent (several per TCP segment when it writes faster than the relay reads)
-// makes one write to the client of them, where a line-sized buffer made one per event or two.
+// relayLineBuffer is the first line buffer of the streams of every HTTP adapter, whose client is
+// flushed before each read of the upstream body (see [BeforeReader]): a read that takes in all
+// the events the upstream already sent (several per TCP segment when it writes faster than the
+// relay reads) makes one write to the client of them, where a line-sized buffer made one per
+// event or two. An Anthropic delta is two lines and ~200 bytes, a Gemini chunk ~300: 512 bytes
+// held barely two of them.
 const relayLineBuffer = 4 << 10
