@@ -69,15 +69,17 @@ type Options struct {
 }
 
 type gov struct {
-	st      store.Store
+	st store.Store
+	// mem is st when it is the in-memory store, which never blocks on I/O (no timeout context
+	// needed) and is called directly rather than through the interface, so that the results and
+	// the settlement it does not keep stay on the caller's stack.
+	mem     *store.Memory
 	opts    Options
 	log     *slog.Logger
 	m       *Metrics
 	idPfx   string
 	idSeq   atomic.Uint64
 	indexes atomic.Pointer[budgetIndex]
-	// local is true for the in-memory store, which never blocks on I/O: no timeout context needed.
-	local bool
 	// allowed caches the "allowed" counter of each rate limit (by route and limit name), so that
 	// the common outcome costs neither a label string nor a lookup of the vector.
 	allowedMu sync.RWMutex
@@ -147,8 +149,8 @@ func New(st store.Store, opts Options) Governor {
 	}
 	var b [6]byte
 	_, _ = rand.Read(b[:])
-	_, local := st.(*store.Memory)
-	return &gov{st: st, local: local, opts: opts, log: opts.Logger, m: m, idPfx: hex.EncodeToString(b[:]) + "-"}
+	mem, _ := st.(*store.Memory)
+	return &gov{st: st, mem: mem, opts: opts, log: opts.Logger, m: m, idPfx: hex.EncodeToString(b[:]) + "-"}
 }
 
 // checkMeta says what a store check stands for.
@@ -180,32 +182,52 @@ type ticketState struct {
 const inlineChecks = 6
 
 // admission is everything Admit allocates for one request, in one allocation: the ticket's
-// state, the ticket, the decision, the store request and, for a request with few checks, the
-// backing arrays of the checks and what they stand for.
+// state, the ticket, the decision, the store request and, for a request with few checks
+// (see [admission4]), the backing arrays of the checks and what they stand for.
 type admission struct {
-	ts       ticketState
-	ticket   Ticket
-	dec      Decision
-	req      store.AdmitRequest
+	ts     ticketState
+	ticket Ticket
+	dec    Decision
+	req    store.AdmitRequest
+}
+
+// admission4 and admission6 are an admission with room for the checks of a request, in two
+// sizes: a check and its meta take 176 bytes, an admission is Admit's largest allocation, and the
+// common request (two limits of its route, its user's and its org's budget) has four checks.
+type admission4 struct {
+	admission
+	checks   [4]store.Check
+	meta     [4]checkMeta
+	consumed [4]bool
+}
+
+type admission6 struct {
+	admission
 	checks   [inlineChecks]store.Check
 	meta     [inlineChecks]checkMeta
 	consumed [inlineChecks]bool
 }
 
 func newAdmission(n int) *admission {
-	a := &admission{}
-	if n <= inlineChecks {
+	switch {
+	case n <= 4:
+		a := &admission4{}
 		a.ts.checks, a.ts.meta, a.ts.consumed = a.checks[:0], a.meta[:0], a.consumed[:0:n]
-	} else {
-		a.ts.checks, a.ts.meta, a.ts.consumed = make([]store.Check, 0, n), make([]checkMeta, 0, n), make([]bool, 0, n)
+		return &a.admission
+	case n <= inlineChecks:
+		a := &admission6{}
+		a.ts.checks, a.ts.meta, a.ts.consumed = a.checks[:0], a.meta[:0], a.consumed[:0:n]
+		return &a.admission
 	}
+	a := &admission{}
+	a.ts.checks, a.ts.meta, a.ts.consumed = make([]store.Check, 0, n), make([]checkMeta, 0, n), make([]bool, 0, n)
 	return a
 }
 
 // storeCtx bounds a store call by timeout. The in-memory store never blocks on I/O, so it gets
 // ctx as it is: no timer and no context to allocate per call.
 func (g *gov) storeCtx(ctx context.Context, timeout time.Duration) (context.Context, context.CancelFunc) {
-	if g.local {
+	if g.mem != nil {
 		return ctx, func() {}
 	}
 	return context.WithTimeout(ctx, timeout)
@@ -216,14 +238,17 @@ func (g *gov) storeCtx(ctx context.Context, timeout time.Duration) (context.Cont
 // neither blocks nor looks at its context, so it gets ctx as it is: neither a detached context
 // nor a timer is allocated for it.
 func (g *gov) detachedStoreCtx(ctx context.Context) (context.Context, context.CancelFunc) {
-	if g.local {
+	if g.mem != nil {
 		return ctx, func() {}
 	}
 	return context.WithTimeout(context.WithoutCancel(ctx), g.opts.SettleTimeout)
 }
 
+// newID spells the prefix and the sequence number in a buffer on the stack: one allocation, the
+// string's, where the concatenation of a formatted number made two.
 func (g *gov) newID() string {
-	return g.idPfx + strconv.FormatUint(g.idSeq.Add(1), 36)
+	var b [32]byte
+	return string(strconv.AppendUint(append(b[:0], g.idPfx...), g.idSeq.Add(1), 36))
 }
 
 func tagFor(id string) string { return "{" + id + "}" }
@@ -293,9 +318,30 @@ func (g *gov) Admit(ctx context.Context, snap *config.Snapshot, req *Request) (*
 	}
 
 	a.req = store.AdmitRequest{ID: id, Checks: ts.checks, Peek: req.CachePeek}
-	sctx, cancel := g.storeCtx(ctx, g.opts.AdmitTimeout)
-	res, err := g.st.Admit(sctx, &a.req)
-	cancel()
+	var (
+		results []store.CheckResult
+		allowed bool
+		err     error
+	)
+	if g.mem != nil {
+		// The results stay on the stack: the in-memory store writes them where it is told.
+		var buf [inlineChecks]store.CheckResult
+		results = buf[:0]
+		if len(ts.checks) > len(buf) {
+			results = make([]store.CheckResult, 0, len(ts.checks))
+		}
+		results = results[:len(ts.checks)]
+		allowed, dec.Cached, dec.CacheFound, err = g.mem.AdmitTo(&a.req, results)
+	} else {
+		sctx, cancel := g.storeCtx(ctx, g.opts.AdmitTimeout)
+		var res *store.AdmitResult
+		res, err = g.st.Admit(sctx, &a.req)
+		cancel()
+		if err == nil {
+			results, allowed = res.Results, res.Allowed
+			dec.Cached, dec.CacheFound, dec.CacheErr = res.Peeked, res.PeekFound, res.PeekErr
+		}
+	}
 	if err != nil {
 		dec.CacheErr = err
 		if len(ts.checks) == 0 {
@@ -303,11 +349,10 @@ func (g *gov) Admit(ctx context.Context, snap *config.Snapshot, req *Request) (*
 		}
 		return g.storeDown(ctx, ts, dec, err)
 	}
-	dec.Cached, dec.CacheFound, dec.CacheErr = res.Peeked, res.PeekFound, res.PeekErr
 
 	var budgetDenial, rateDenial *DeniedError
 	haveTightest := false
-	for i, r := range res.Results {
+	for i, r := range results {
 		m := &ts.meta[i]
 		c := &ts.checks[i]
 		ts.consumed[i] = r.Consumed
@@ -315,7 +360,7 @@ func (g *gov) Admit(ctx context.Context, snap *config.Snapshot, req *Request) (*
 			continue
 		}
 		if m.budget != nil {
-			g.budgetOutcome(dec, m, c, r, res.Allowed)
+			g.budgetOutcome(dec, m, c, r, allowed)
 			if !r.Allowed && !c.Shadow {
 				d := &DeniedError{Kind: DeniedByBudget, Name: m.budget.Name, Period: m.period,
 					ResetsAt: m.resetsAt, RetryAfter: max(0, m.resetsAt.Sub(now))}
@@ -356,7 +401,7 @@ func (g *gov) Admit(ctx context.Context, snap *config.Snapshot, req *Request) (*
 	if rateDenial != nil {
 		return nil, rateDenial
 	}
-	if !res.Allowed { // defensive: the store refused without a non-shadow refusal
+	if !allowed { // defensive: the store refused without a non-shadow refusal
 		return nil, fmt.Errorf("failed to admit request: store refused without a reason")
 	}
 	return dec, nil
@@ -531,45 +576,35 @@ func (g *gov) Settle(ctx context.Context, req *Request, t *Ticket, c Charge) err
 		return fmt.Errorf("failed to settle ticket %q: %w", t.ID, ErrTicketSettled)
 	}
 	tokens := c.Usage.PromptTokens + c.Usage.CompletionTokens
-	// The settlement, its usage record and (for few checks) its ops in one allocation.
-	both := &struct {
-		s   store.Settlement
-		u   store.UsageRecord
-		ops [inlineChecks]store.SettleOp
-	}{}
-	s := &both.s
-	*s = store.Settlement{ID: t.ID, Ops: both.ops[:0], Checkpointed: ts.checkpointed, Put: c.CachePut}
-	if len(ts.checks) > inlineChecks {
-		s.Ops = make([]store.SettleOp, 0, len(ts.checks))
-	}
-	for i := range ts.checks {
-		ch, m := &ts.checks[i], &ts.meta[i]
-		actual := ch.Cost
-		switch {
-		case m.budget != nil:
-			actual = int64(c.Cost)
-		case m.tokens:
-			actual = tokens
-		}
-		if m.budget == nil && !ts.consumed[i] {
-			continue
-		}
-		s.Ops = append(s.Ops, store.SettleOp{Check: *ch, Consumed: ts.consumed[i], Actual: actual})
-	}
-	both.u = store.UsageRecord{
-		At: g.opts.Clock.Now(), User: req.User, Org: req.Org, APIKey: req.APIKey,
-		Model: req.Model, Provider: req.Provider, Requests: 1, Tokens: tokens, Cost: int64(c.Cost),
-	}
-	s.Usage = &both.u
 	if c.Estimated {
 		g.m.UsageEstimated.Inc()
 	}
 	if c.Unpriced {
 		g.m.UsageUnpriced.Inc()
 	}
-	sctx, cancel := g.detachedStoreCtx(ctx)
-	defer cancel()
-	if err := g.st.Settle(sctx, s); err != nil {
+	var err error
+	if g.mem != nil {
+		// The in-memory store keeps nothing of the settlement: it stays on the stack.
+		var ops [inlineChecks]store.SettleOp
+		u := g.usage(req, tokens, int64(c.Cost))
+		s := store.Settlement{ID: t.ID, Ops: g.settleOps(ts, ops[:0], tokens, int64(c.Cost)), Usage: &u,
+			Checkpointed: ts.checkpointed, Put: c.CachePut}
+		err = g.mem.Settle(ctx, &s)
+	} else {
+		// The settlement, its usage record and (for few checks) its ops in one allocation.
+		both := &struct {
+			s   store.Settlement
+			u   store.UsageRecord
+			ops [inlineChecks]store.SettleOp
+		}{}
+		both.u = g.usage(req, tokens, int64(c.Cost))
+		both.s = store.Settlement{ID: t.ID, Ops: g.settleOps(ts, both.ops[:0], tokens, int64(c.Cost)), Usage: &both.u,
+			Checkpointed: ts.checkpointed, Put: c.CachePut}
+		sctx, cancel := g.detachedStoreCtx(ctx)
+		err = g.st.Settle(sctx, &both.s)
+		cancel()
+	}
+	if err != nil {
 		if c.CachePut != nil && c.CachePut.Err == nil {
 			c.CachePut.Err = err
 		}
@@ -578,6 +613,37 @@ func (g *gov) Settle(ctx context.Context, req *Request, t *Ticket, c Charge) err
 		return fmt.Errorf("failed to settle ticket %q: %w", t.ID, err)
 	}
 	return nil
+}
+
+// settleOps appends to ops (grown when the checks outnumber its capacity) the ops that settle
+// ts: every budget (charged whether or not its reservation was consumed) and every consumed limit.
+func (g *gov) settleOps(ts *ticketState, ops []store.SettleOp, tokens, cost int64) []store.SettleOp {
+	if len(ts.checks) > cap(ops) {
+		ops = make([]store.SettleOp, 0, len(ts.checks))
+	}
+	for i := range ts.checks {
+		ch, m := &ts.checks[i], &ts.meta[i]
+		actual := ch.Cost
+		switch {
+		case m.budget != nil:
+			actual = cost
+		case m.tokens:
+			actual = tokens
+		}
+		if m.budget == nil && !ts.consumed[i] {
+			continue
+		}
+		ops = append(ops, store.SettleOp{Check: *ch, Consumed: ts.consumed[i], Actual: actual})
+	}
+	return ops
+}
+
+// usage is the ledger record of a settled request.
+func (g *gov) usage(req *Request, tokens, cost int64) store.UsageRecord {
+	return store.UsageRecord{
+		At: g.opts.Clock.Now(), User: req.User, Org: req.Org, APIKey: req.APIKey,
+		Model: req.Model, Provider: req.Provider, Requests: 1, Tokens: tokens, Cost: cost,
+	}
 }
 
 // Checkpoint implements [Governor].

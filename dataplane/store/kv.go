@@ -50,25 +50,36 @@ func (c *memKV) pushFront(e *memKVEntry) {
 
 // Get implements [KV].
 func (c *memKV) Get(_ context.Context, key string) ([]byte, bool, error) {
+	v, ok := c.getAt(key, c.clock.Now())
+	return v, ok, nil
+}
+
+// getAt is Get at now: the store's admission reads the cache at the time it has already read.
+func (c *memKV) getAt(key string, now time.Time) ([]byte, bool) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	e, ok := c.items[key]
 	if !ok {
-		return nil, false, nil
+		return nil, false
 	}
-	if !c.clock.Now().Before(e.exp) {
+	if !now.Before(e.exp) {
 		c.remove(e)
-		return nil, false, nil
+		return nil, false
 	}
 	if c.root.next != e {
 		c.unlink(e)
 		c.pushFront(e)
 	}
-	return e.value, true, nil
+	return e.value, true
 }
 
 // Set implements [KV]. The value is copied, so callers may reuse their buffer.
 func (c *memKV) Set(_ context.Context, key string, value []byte, ttl time.Duration) error {
+	return c.setAt(key, value, ttl, c.clock.Now())
+}
+
+// setAt is Set at now: the store's settle writes the cache at the time it has already read.
+func (c *memKV) setAt(key string, value []byte, ttl time.Duration, now time.Time) error {
 	size := int64(len(key) + len(value))
 	if size > c.maxBytes {
 		return fmt.Errorf("failed to cache %d bytes (bound %d): %w", size, c.maxBytes, ErrValueTooLarge)
@@ -77,7 +88,7 @@ func (c *memKV) Set(_ context.Context, key string, value []byte, ttl time.Durati
 		return nil
 	}
 	v := append([]byte(nil), value...)
-	exp := c.clock.Now().Add(ttl)
+	exp := now.Add(ttl)
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	if e, ok := c.items[key]; ok {
@@ -87,7 +98,18 @@ func (c *memKV) Set(_ context.Context, key string, value []byte, ttl time.Durati
 		c.unlink(e)
 		c.pushFront(e)
 	} else {
-		e := &memKVEntry{key: key, value: v, exp: exp}
+		// The least recently used entries that the new one pushes out go first (the same ones
+		// as once it is in, as it would be the most recent), so that a full cache, where every
+		// write evicts, reuses the last of them rather than allocating an entry.
+		var e *memKVEntry
+		for c.bytes+size > c.maxBytes {
+			e = c.root.prev
+			c.remove(e)
+		}
+		if e == nil {
+			e = &memKVEntry{}
+		}
+		*e = memKVEntry{key: key, value: v, exp: exp}
 		c.pushFront(e)
 		c.items[key] = e
 		c.bytes += size

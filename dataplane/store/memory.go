@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"math"
 	"sort"
+	"strings"
 	"sync"
 	"time"
 )
@@ -19,16 +20,31 @@ type Memory struct {
 	windows map[string]*memWindow
 	slots   map[string]*memSlots
 	budgets map[string]*memBudget
-	// ledger holds detail cells only (see [detailCell]), keyed by the cell's key: tag → hour (unix
-	// s) → cell key → totals. A settle looks its cell up with a key built in keyBuf, so that a
-	// cell that exists costs no allocation.
-	ledger map[string]map[int64]map[string]*Totals
+	// ledger holds detail cells only (see [detailCell]) per hour (unix s). A detail cell's key
+	// names its org, so the global ledger's cell of a record is also its org's: each cell is kept
+	// once, and the org ledgers are an index of it (see [memHour]). A settle looks its cell up
+	// with a key built in keyBuf, so that a cell that exists costs one lookup and no allocation.
+	ledger map[int64]*memHour
 	keyBuf []byte
 	// progress is what checkpoints charged per admission ID (see [Store.Checkpoint]).
 	progress map[string]*memProgress
 
 	lastSweep int64
 	cache     *memKV
+}
+
+// memHour is one hour of the ledger. cells is the global ledger; an org's ledger is byOrg[org],
+// the cells whose key names the org (a record without an org is in the global ledger only).
+type memHour struct {
+	cells map[string]*memCell
+	byOrg map[string][]*memCell
+}
+
+// memCell is a detail cell. A record of an org named like the global tag is added to it twice:
+// once for the org's ledger and once for the global one, which are then the same ledger.
+type memCell struct {
+	key string
+	Totals
 }
 
 type memBucket struct {
@@ -133,7 +149,7 @@ func NewMemory(opts MemoryOptions) *Memory {
 		windows:  map[string]*memWindow{},
 		slots:    map[string]*memSlots{},
 		budgets:  map[string]*memBudget{},
-		ledger:   map[string]map[int64]map[string]*Totals{},
+		ledger:   map[int64]*memHour{},
 		progress: map[string]*memProgress{},
 		cache:    newMemKV(opts.Clock, opts.CacheBytes),
 	}
@@ -149,50 +165,72 @@ func (m *Memory) Cache() KV { return m.cache }
 func (m *Memory) Close() error { return nil }
 
 // Admit implements [Store].
-func (m *Memory) Admit(ctx context.Context, req *AdmitRequest) (*AdmitResult, error) {
-	for i := range req.Checks {
-		if err := validate(&req.Checks[i]); err != nil {
-			return nil, fmt.Errorf("failed to admit: check %d (%s): %w", i, req.Checks[i].Key, err)
-		}
+func (m *Memory) Admit(_ context.Context, req *AdmitRequest) (*AdmitResult, error) {
+	res := newAdmitResult(len(req.Checks))
+	var err error
+	res.Allowed, res.Peeked, res.PeekFound, err = m.AdmitTo(req, res.Results)
+	if err != nil {
+		return nil, err
 	}
-	res, err := m.admit(req)
-	if err == nil && req.Peek != "" {
-		res.Peeked, res.PeekFound, res.PeekErr = m.cache.Get(ctx, req.Peek)
-	}
-	return res, err
+	return res, nil
 }
 
-func (m *Memory) admit(req *AdmitRequest) (*AdmitResult, error) {
+// AdmitTo is [Memory.Admit] with the results written to results, one per check of req, which the
+// caller provides: a caller that holds them only while it reads them keeps them on its stack
+// (the governor does), where Admit allocates them with the result.
+func (m *Memory) AdmitTo(req *AdmitRequest, results []CheckResult) (allowed bool, peeked []byte, peekFound bool, err error) {
+	if len(results) != len(req.Checks) {
+		return false, nil, false, fmt.Errorf("failed to admit: %d results for %d checks", len(results), len(req.Checks))
+	}
+	for i := range req.Checks {
+		if err := validate(&req.Checks[i]); err != nil {
+			return false, nil, false, fmt.Errorf("failed to admit: check %d (%s): %w", i, req.Checks[i].Key, err)
+		}
+	}
+	allowed, at := m.admit(req, results)
+	if req.Peek != "" {
+		peeked, peekFound = m.cache.getAt(req.Peek, at)
+	}
+	return allowed, peeked, peekFound, nil
+}
+
+// admit decides req into results; it returns the time it decided at, for the cache read that
+// follows.
+func (m *Memory) admit(req *AdmitRequest, results []CheckResult) (allowed bool, at time.Time) {
 	m.mu.Lock()
 	defer m.mu.Unlock()
-	now := micros(m.clock.Now())
+	at = m.clock.Now()
+	now := micros(at)
 	m.sweep(now)
 	fnow := float64(now)
-	res := newAdmitResult(len(req.Checks))
-	var gcBuf [8]gcraOut // a request's checks fit: no allocation
-	var gc []gcraOut
-	if len(req.Checks) <= len(gcBuf) {
-		gc = gcBuf[:len(req.Checks)]
+	clear(results)
+	allowed = true
+	var stBuf [8]admitState // a request's checks fit: no allocation
+	var st []admitState
+	if len(req.Checks) <= len(stBuf) {
+		st = stBuf[:len(req.Checks)]
 	} else {
-		gc = make([]gcraOut, len(req.Checks))
+		st = make([]admitState, len(req.Checks))
 	}
 
 	// Phase 1: evaluate without consuming (purging expired state is not consumption).
 	for i := range req.Checks {
 		c := &req.Checks[i]
-		r := &res.Results[i]
+		r := &results[i]
 		r.Evaluated = true
 		switch c.Kind {
 		case KindTokenBucket:
 			var tat float64
-			if b := m.buckets[c.Key]; b != nil {
+			b := m.buckets[c.Key]
+			if b != nil {
 				tat = b.tat
 			}
 			o := gcra(tat, fnow, c.Limit, durUS(c.Window), c.Burst, c.Cost)
-			gc[i] = o
+			st[i].gc, st[i].bucket = o, b
 			r.Allowed, r.Remaining, r.RetryAfter, r.Reset = o.allowed, o.remaining, usDur(o.retry), usDur(o.reset)
 		case KindSlidingWindow:
 			w := m.window(c.Key, durUS(c.Window), now)
+			st[i].window = w
 			if w.sum+c.Cost <= c.Limit {
 				r.Allowed = true
 				r.Remaining = c.Limit - w.sum - c.Cost
@@ -224,6 +262,7 @@ func (m *Memory) admit(req *AdmitRequest) (*AdmitResult, error) {
 			if held := m.slots[c.Key]; held != nil {
 				held.purge(now)
 				n = int64(len(held.held))
+				st[i].slots = held
 			}
 			if n < c.Limit {
 				r.Allowed, r.Remaining = true, c.Limit-n-1
@@ -232,6 +271,7 @@ func (m *Memory) admit(req *AdmitRequest) (*AdmitResult, error) {
 			}
 		case KindBudget:
 			b := m.budget(c.Key, now)
+			st[i].budget = b
 			r.Spent, r.Reserved = b.spent, b.reserved
 			r.Allowed = budgetFits(b.spent, b.reserved, c.Cost, c.Limit)
 			r.Remaining = max(0, c.Limit-b.spent-b.reserved)
@@ -240,42 +280,48 @@ func (m *Memory) admit(req *AdmitRequest) (*AdmitResult, error) {
 			}
 		}
 		if !r.Allowed && !c.Shadow {
-			res.Allowed = false
+			allowed = false
 		}
 	}
-	if !res.Allowed {
-		return res, nil
+	if !allowed {
+		return allowed, at
 	}
 
 	// Phase 2: consume every allowed check.
 	for i := range req.Checks {
 		c := &req.Checks[i]
-		r := &res.Results[i]
+		r := &results[i]
 		if !r.Allowed {
 			continue
 		}
 		r.Consumed = true
 		switch c.Kind {
 		case KindTokenBucket:
-			b := m.buckets[c.Key]
+			b := st[i].bucket
+			if b == nil { // absent in phase 1; an earlier check of the same key may have made it
+				b = m.buckets[c.Key]
+			}
 			if b == nil {
 				b = &memBucket{}
 				m.buckets[c.Key] = b
 			}
-			b.tat = gc[i].newTAT
+			b.tat = st[i].gc.newTAT
 		case KindSlidingWindow:
-			w := m.windows[c.Key]
+			w := st[i].window
 			w.insert(memEntry{ts: now, id: req.ID, cost: c.Cost})
 			w.sum += c.Cost
 		case KindConcurrency:
-			held := m.slots[c.Key]
+			held := st[i].slots
+			if held == nil {
+				held = m.slots[c.Key]
+			}
 			if held == nil {
 				held = &memSlots{held: map[string]int64{}, nextExp: math.MaxInt64}
 				m.slots[c.Key] = held
 			}
 			held.hold(req.ID, now+durUS(c.TTL))
 		case KindBudget:
-			b := m.budgets[c.Key]
+			b := st[i].budget
 			if c.Cost > 0 {
 				b.reserve(req.ID, memReservation{amount: c.Cost, exp: now + durUS(c.TTL)})
 				b.reserved += c.Cost
@@ -283,7 +329,18 @@ func (m *Memory) admit(req *AdmitRequest) (*AdmitResult, error) {
 			b.expireAt = max(b.expireAt, now+durUS(c.Expire))
 		}
 	}
-	return res, nil
+	return allowed, at
+}
+
+// admitState is what phase 1 of an admission found for one check, so that phase 2 consumes it
+// without looking its key up again: the bucket's evaluation, and the state under the key (nil
+// for a bucket or concurrency limit that does not exist yet).
+type admitState struct {
+	gc     gcraOut
+	bucket *memBucket
+	window *memWindow
+	slots  *memSlots
+	budget *memBudget
 }
 
 // newAdmitResult returns a result for n checks, allocated with its Results when they are few
@@ -390,21 +447,20 @@ func (m *Memory) sweep(now int64) {
 		}
 	}
 	oldest := (now/1_000_000 - int64(LedgerRetention/time.Second))
-	for _, hours := range m.ledger {
-		for h := range hours {
-			if h < oldest {
-				delete(hours, h)
-			}
+	for h := range m.ledger {
+		if h < oldest {
+			delete(m.ledger, h)
 		}
 	}
 }
 
-// progressOf returns id's progress record, created when absent or expired.
+// progressOf returns id's progress record, created when absent or expired. The record keeps a
+// copy of id, so that a settlement never outlives the call (callers keep theirs on the stack).
 func (m *Memory) progressOf(id string, now int64) *memProgress {
 	p := m.progress[id]
 	if p == nil || p.exp <= now {
 		p = &memProgress{spent: map[string]int64{}}
-		m.progress[id] = p
+		m.progress[strings.Clone(id)] = p
 	}
 	return p
 }
@@ -477,18 +533,20 @@ func (m *Memory) addProgressUsage(p *memProgress, u *UsageRecord) {
 }
 
 // Settle implements [Store].
-func (m *Memory) Settle(ctx context.Context, s *Settlement) error {
+func (m *Memory) Settle(_ context.Context, s *Settlement) error {
+	at := m.settle(s)
 	if p := s.Put; p != nil {
-		p.Err = m.cache.Set(ctx, p.Key, p.Value, p.TTL)
+		p.Err = m.cache.setAt(p.Key, p.Value, p.TTL, at)
 	}
-	m.settle(s)
 	return nil
 }
 
-func (m *Memory) settle(s *Settlement) {
+// settle applies s; it returns the time it did, for the cache write that follows.
+func (m *Memory) settle(s *Settlement) time.Time {
 	m.mu.Lock()
 	defer m.mu.Unlock()
-	now := micros(m.clock.Now())
+	at := m.clock.Now()
+	now := micros(at)
 	var p *memProgress
 	if s.Checkpointed {
 		p = m.progressOf(s.ID, now)
@@ -497,10 +555,10 @@ func (m *Memory) settle(s *Settlement) {
 		op := &s.Ops[i]
 		switch op.Kind {
 		case KindTokenBucket:
-			b := m.buckets[op.Key]
-			if !op.Consumed || op.Actual == op.Cost {
+			if !op.Consumed || op.Actual == op.Cost { // a request limit: nothing to correct
 				continue
 			}
+			b := m.buckets[op.Key]
 			if b == nil {
 				b = &memBucket{}
 				m.buckets[op.Key] = b
@@ -508,8 +566,11 @@ func (m *Memory) settle(s *Settlement) {
 			t := float64(durUS(op.Window)) / float64(op.Limit)
 			b.tat = bucketCorrect(b.tat, float64(now), float64(op.Actual-op.Cost)*t)
 		case KindSlidingWindow:
+			if !op.Consumed || op.Actual == op.Cost {
+				continue
+			}
 			w := m.windows[op.Key]
-			if !op.Consumed || op.Actual == op.Cost || w == nil {
+			if w == nil {
 				continue
 			}
 			for j := len(w.entries) - 1; j >= 0; j-- { // settles are mostly for recent entries
@@ -544,11 +605,12 @@ func (m *Memory) settle(s *Settlement) {
 	if p != nil {
 		m.addProgressUsage(p, s.Usage)
 		p.finished, p.exp = true, now+durUS(FinishedTTL)
-		return
+		return at
 	}
 	if u := s.Usage; u != nil {
 		m.addUsage(u)
 	}
+	return at
 }
 
 // bucketCorrect moves a bucket's TAT by delta µs; a TAT in the past means a full bucket, so a
@@ -564,10 +626,10 @@ func bucketCorrect(tat, now, delta float64) float64 {
 	return tat
 }
 
-// addUsage adds u to its org's ledger (none without an org) and to the global one.
+// addUsage adds u to its org's ledger (none without an org) and to the global one: one cell,
+// which stands in both (see [Memory.ledger]).
 func (m *Memory) addUsage(u *UsageRecord) {
-	// The key as detailCell spells it, built once for both ledgers in a reused buffer: looking it
-	// up allocates nothing.
+	// The key as detailCell spells it, in a reused buffer: looking it up allocates nothing.
 	k := append(m.keyBuf[:0], u.User...)
 	for _, part := range [...]string{u.Org, u.APIKey, u.Model, u.Provider} {
 		k = append(k, KeySep...)
@@ -575,30 +637,24 @@ func (m *Memory) addUsage(u *UsageRecord) {
 	}
 	m.keyBuf = k
 	h := HourOf(u.At).Unix()
-	t := Totals{Requests: u.Requests, Tokens: u.Tokens, Cost: u.Cost}
-	if u.Org != "" {
-		m.addCell(u.Org, h, k, t)
+	hour := m.ledger[h]
+	if hour == nil {
+		hour = &memHour{cells: map[string]*memCell{}, byOrg: map[string][]*memCell{}}
+		m.ledger[h] = hour
 	}
-	m.addCell(GlobalTag, h, k, t)
-}
-
-func (m *Memory) addCell(tag string, hour int64, key []byte, t Totals) {
-	hours := m.ledger[tag]
-	if hours == nil {
-		hours = map[int64]map[string]*Totals{}
-		m.ledger[tag] = hours
-	}
-	cells := hours[hour]
-	if cells == nil {
-		cells = map[string]*Totals{}
-		hours[hour] = cells
-	}
-	c := cells[string(key)]
+	c := hour.cells[string(k)]
 	if c == nil {
-		c = &Totals{}
-		cells[string(key)] = c
+		c = &memCell{key: string(k)}
+		hour.cells[c.key] = c
+		if u.Org != "" {
+			hour.byOrg[u.Org] = append(hour.byOrg[u.Org], c)
+		}
 	}
+	t := Totals{Requests: u.Requests, Tokens: u.Tokens, Cost: u.Cost}
 	c.Add(t)
+	if u.Org == GlobalTag {
+		c.Add(t)
+	}
 }
 
 // Budgets implements [Store].
@@ -627,14 +683,26 @@ func (m *Memory) Ledger(_ context.Context, tag string, from, to time.Time) ([]Le
 	m.mu.Lock()
 	defer m.mu.Unlock()
 	var out []LedgerHour
-	for h, cells := range m.ledger[tag] {
+	for h, hour := range m.ledger {
 		start := time.Unix(h, 0).UTC()
 		if !start.Add(time.Hour).After(from) || !start.Before(to) {
 			continue
 		}
-		lh := LedgerHour{Hour: start, Cells: make(map[LedgerKey]Totals, len(cells))}
-		for k, t := range cells {
-			lh.Cells[LedgerKey{dimDetail, k}] = *t
+		var lh LedgerHour
+		if tag == GlobalTag {
+			lh = LedgerHour{Hour: start, Cells: make(map[LedgerKey]Totals, len(hour.cells))}
+			for k, c := range hour.cells {
+				lh.Cells[LedgerKey{dimDetail, k}] = c.Totals
+			}
+		} else {
+			cells := hour.byOrg[tag]
+			if len(cells) == 0 {
+				continue
+			}
+			lh = LedgerHour{Hour: start, Cells: make(map[LedgerKey]Totals, len(cells))}
+			for _, c := range cells {
+				lh.Cells[LedgerKey{dimDetail, c.key}] = c.Totals
+			}
 		}
 		lh.Cells = expandLedger(lh.Cells, tag == GlobalTag)
 		out = append(out, lh)

@@ -2,6 +2,7 @@ package store_test
 
 import (
 	"fmt"
+	"math/rand/v2"
 	"testing"
 	"time"
 
@@ -124,4 +125,97 @@ func TestMemoryCacheRewritesAKeyInPlaceAndCountsItsBytesOnce(t *testing.T) {
 		_, ok, _ = kv.Get(ctx, k)
 		require.False(t, ok, "%s expired", k)
 	}
+}
+
+// The memory store keeps each detail cell once, for its org's ledger and the global one alike;
+// this holds every tag's ledger to Redis's, which writes each ledger apart, over records with and
+// without an org, an org spelled like the global tag, several hours, and checkpointed calls.
+func TestMemoryLedgersMatchRedisForEveryTag(t *testing.T) {
+	rd, _ := storetest.NewRedisStore(false)(t)
+	mem, _ := storetest.NewMemoryStore(t)
+	ctx := t.Context()
+	rng := rand.New(rand.NewPCG(11, 3))
+	orgs := []string{"o1", "o2", "", store.GlobalTag}
+	for i := range 400 {
+		u := &store.UsageRecord{
+			At:   storetest.Start.Add(time.Duration(rng.Int64N(int64(3 * time.Hour)))),
+			User: fmt.Sprint("u", rng.IntN(4)), Org: orgs[rng.IntN(len(orgs))], APIKey: fmt.Sprint("ns/k", rng.IntN(2)),
+			Model: fmt.Sprint("m", rng.IntN(3)), Provider: "ns/p", Requests: 1, Tokens: rng.Int64N(5000), Cost: rng.Int64N(1_000_000),
+		}
+		id := fmt.Sprint("ledger-", i)
+		for _, st := range []store.Store{rd, mem} {
+			s := &store.Settlement{ID: id, Usage: u}
+			// A stream: half its usage checkpointed, then settled with its totals. Not for the org
+			// spelled like the global tag, whose two ledgers Redis's checkpoints record as one.
+			if i%5 == 0 && u.Org != store.GlobalTag {
+				half := *u
+				half.Tokens, half.Cost = u.Tokens/2, u.Cost/2
+				require.NoError(t, st.Checkpoint(ctx, &store.Settlement{ID: id, Checkpointed: true, Usage: &half}))
+				s.Checkpointed = true
+			}
+			require.NoError(t, st.Settle(ctx, s))
+		}
+	}
+	for _, tag := range append(orgs, "o3") {
+		want, err := rd.Ledger(ctx, tag, storetest.Start, storetest.Start.Add(3*time.Hour))
+		require.NoError(t, err)
+		got, err := mem.Ledger(ctx, tag, storetest.Start, storetest.Start.Add(3*time.Hour))
+		require.NoError(t, err)
+		require.Equal(t, want, got, "ledger %q", tag)
+		if tag == "o1" || tag == store.GlobalTag {
+			require.Len(t, got, 3, "ledger %q has every hour", tag)
+		}
+	}
+}
+
+// A full cache reuses the entry of the value it evicts; a value read before stays as it was.
+func TestMemoryCacheEvictionKeepsValuesAlreadyRead(t *testing.T) {
+	kv := store.NewMemory(store.MemoryOptions{Clock: storetest.NewFakeClock(storetest.Start), CacheBytes: 20}).Cache()
+	ctx := t.Context()
+	require.NoError(t, kv.Set(ctx, "a", []byte("aaaaaaaaa"), time.Minute)) // 10 bytes
+	require.NoError(t, kv.Set(ctx, "b", []byte("bbbbbbbbb"), time.Minute))
+	held, ok, _ := kv.Get(ctx, "a")
+	require.True(t, ok)
+	for i := range 6 { // each write evicts the least recent entry
+		require.NoError(t, kv.Set(ctx, fmt.Sprint("k", i), []byte(fmt.Sprint(i, "xxxxxxx")), time.Minute))
+	}
+	require.Equal(t, []byte("aaaaaaaaa"), held)
+	for _, k := range []string{"a", "b", "k0", "k1", "k2", "k3"} {
+		_, ok, _ := kv.Get(ctx, k)
+		require.False(t, ok, "%s evicted", k)
+	}
+	for i := 4; i < 6; i++ {
+		v, ok, _ := kv.Get(ctx, fmt.Sprint("k", i))
+		require.True(t, ok)
+		require.Equal(t, []byte(fmt.Sprint(i, "xxxxxxx")), v)
+	}
+}
+
+// AdmitTo decides as Admit does, whatever its results held before, and wants one per check.
+func TestMemoryAdmitToDecidesAsAdmit(t *testing.T) {
+	ctx := t.Context()
+	a := store.NewMemory(store.MemoryOptions{Clock: storetest.NewFakeClock(storetest.Start)})
+	b := store.NewMemory(store.MemoryOptions{Clock: storetest.NewFakeClock(storetest.Start)})
+	for _, st := range []store.Store{a, b} {
+		require.NoError(t, st.Cache().Set(ctx, "peek", []byte("v"), time.Minute))
+	}
+	checks := []store.Check{
+		{Kind: store.KindTokenBucket, Key: "tb:{o1}", Limit: 3, Window: time.Minute, Cost: 1},
+		{Kind: store.KindBudget, Key: "b:{o1}", Limit: 2500, Cost: 1000, TTL: time.Minute, Expire: time.Hour},
+	}
+	for i := range 4 { // the budget refuses the last two
+		req := &store.AdmitRequest{ID: fmt.Sprint("r", i), Checks: checks, Peek: "peek"}
+		want, err := a.Admit(ctx, req)
+		require.NoError(t, err)
+		results := []store.CheckResult{{Allowed: true, Consumed: true, Remaining: 99, Spent: 7}, {Evaluated: true, RetryAfter: time.Hour}}
+		allowed, peeked, found, err := b.AdmitTo(req, results)
+		require.NoError(t, err)
+		require.Equal(t, want.Allowed, allowed, "admission %d", i)
+		require.Equal(t, want.Results, results, "admission %d", i)
+		require.True(t, found)
+		require.Equal(t, want.Peeked, peeked)
+		require.Equal(t, i < 2, allowed, "admission %d", i)
+	}
+	_, _, _, err := b.AdmitTo(&store.AdmitRequest{ID: "x", Checks: checks}, make([]store.CheckResult, 1))
+	require.Error(t, err)
 }
