@@ -5,9 +5,12 @@ import (
 	"errors"
 	"fmt"
 	"net/http"
+	"net/http/httptest"
+	"strconv"
 	"testing"
 	"time"
 
+	"github.com/gin-gonic/gin"
 	"github.com/stretchr/testify/require"
 
 	"github.com/nself-org/ai-orchestration/dataplane/apierror"
@@ -55,4 +58,36 @@ func TestFromMapsEveryFailureToTheContractStatusAndCode(t *testing.T) {
 	}
 	require.Nil(t, apierror.From(nil))
 	require.Equal(t, http.StatusNotFound, apierror.From(apierror.ModelNotFound("m")).Status)
+}
+
+// TestSetRateLimitHeadersWritesWhatHeaderSetWould holds SetRateLimitHeaders, which writes the
+// three values as substrings of one string under pre-canonicalized keys, to Header.Set with
+// strconv.FormatInt, in two allocations.
+func TestSetRateLimitHeadersWritesWhatHeaderSetWould(t *testing.T) {
+	for _, rl := range []governor.RateLimitState{
+		{Name: "per-user", Limit: 60, Remaining: 59, Reset: 1500 * time.Millisecond},
+		{Limit: 1 << 40, Remaining: 1<<40 - 1, Reset: time.Minute},
+		{Limit: 1<<63 - 1, Remaining: -1<<63 + 0, Reset: 1<<63 - 1},
+		{Limit: 5, Remaining: -3, Reset: 0},
+		{Limit: 1, Remaining: 0, Reset: time.Nanosecond},
+		{Limit: 0, Remaining: 10, Reset: time.Second},
+		{Limit: -1, Remaining: 10, Reset: time.Second},
+	} {
+		c, _ := gin.CreateTestContext(httptest.NewRecorder())
+		apierror.SetRateLimitHeaders(c, rl)
+		want := http.Header{}
+		if rl.Limit > 0 {
+			want.Set("X-RateLimit-Limit", strconv.FormatInt(rl.Limit, 10))
+			want.Set("X-RateLimit-Remaining", strconv.FormatInt(max(rl.Remaining, 0), 10))
+			want.Set("X-RateLimit-Reset", strconv.FormatInt(int64((rl.Reset+time.Second-1)/time.Second), 10))
+		}
+		require.Equal(t, want, c.Writer.Header(), "%+v", rl)
+	}
+	c, _ := gin.CreateTestContext(httptest.NewRecorder())
+	rl := governor.RateLimitState{Limit: 1 << 40, Remaining: 1 << 39, Reset: time.Minute}
+	allocs := testing.AllocsPerRun(100, func() {
+		clear(c.Writer.Header())
+		apierror.SetRateLimitHeaders(c, rl)
+	})
+	require.LessOrEqual(t, allocs, 2.0)
 }

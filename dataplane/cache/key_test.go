@@ -232,3 +232,30 @@ func TestEveryGuardrailSettingChangesTheKey(t *testing.T) {
 		})
 	}
 }
+
+// TestKVKeyOfIsTheKVKeyOfTheKey holds KVKeyOf, which builds the prefixed key in one allocation,
+// to KVKey(Key(...)) under the default, a custom and a long prefix, and to Key's errors.
+func TestKVKeyOfIsTheKVKeyOfTheKey(t *testing.T) {
+	scope, err := NewScope(ScopeUser, "acme", "alice")
+	require.NoError(t, err)
+	long := string(make([]byte, 100))
+	for _, prefix := range []string{"", "p:", long} {
+		c := New(nil, Options{Prefix: prefix})
+		for _, req := range []*Request{chatRequest(), {Endpoint: "embed", Input: []string{"a", "b"}}} {
+			key, err := Key(scope, req)
+			require.NoError(t, err)
+			kv, err := c.KVKeyOf(scope, req)
+			require.NoError(t, err)
+			require.Equal(t, c.KVKey(key), kv)
+		}
+		_, err := c.KVKeyOf(Scope{}, chatRequest())
+		require.ErrorIs(t, err, ErrNoTenant)
+		_, err = c.KVKeyOf(scope, nil)
+		require.Error(t, err)
+	}
+	c := New(nil, Options{})
+	req := chatRequest()
+	// Fewer allocations than Key alone (whose hex string costs two): the prefixed key is one.
+	keyAllocs := testing.AllocsPerRun(100, func() { _, _ = Key(scope, req) })
+	require.Less(t, testing.AllocsPerRun(100, func() { _, _ = c.KVKeyOf(scope, req) }), keyAllocs)
+}

@@ -6,6 +6,7 @@ import (
 	"errors"
 	"strings"
 	"testing"
+	"unicode/utf8"
 
 	gojson "github.com/goccy/go-json"
 	"github.com/stretchr/testify/require"
@@ -138,5 +139,93 @@ func BenchmarkDecodeChatRequest(b *testing.B) {
 				}
 			}
 		})
+	}
+}
+
+// plainCases are bodies of the shape decodeOAChatPlain decodes itself, and near misses it must
+// leave to the library.
+var plainCases = []string{
+	`{"model":"gpt-4o-mini","user":"bench-user-7","messages":[{"role":"system","content":"be brief"},{"role":"user","content":"hi"}]}`,
+	`{}`, ` { } `, `{"messages":[]}`, `{"messages":[{}]}`, `{"messages":[{"role":"developer"},{"content":""}]}`,
+	"\t{\r\n\"model\" :\"m\" , \"messages\" : [ { \"content\" : \"x\" , \"role\" : \"tool\" } , {\"role\":\"Custom\",\"content\":\"é 中 😀\"} ] }\n",
+	`{"stream":true,"max_tokens":0,"max_completion_tokens":-0,"temperature":0.25,"top_p":1e-1}`,
+	`{"stream":false,"max_tokens":123456789012345678,"temperature":-1.5E+3,"top_p":0}`,
+	`{"max_tokens":-123456789012345678}`, `{"max_tokens":1234567890123456789}`, `{"max_tokens":9223372036854775807}`,
+	`{"max_tokens":9223372036854775808}`, `{"max_tokens":1.0}`, `{"max_tokens":1e2}`, `{"max_tokens":-}`, `{"max_tokens":01}`,
+	`{"temperature":1e400}`, `{"temperature":-1e-400}`, `{"temperature":.5}`, `{"temperature":5.}`, `{"temperature":1e}`,
+	`{"temperature":+1}`, `{"temperature":0x10}`, `{"temperature":NaN}`, `{"stream":tru}`, `{"stream":true1}`, `{"stream":"true"}`,
+	`{"model":"m","model":"n"}`, `{"messages":[{"role":"a","role":"b"}]}`, `{"messages":[{"content":"a","content":"b"}]}`,
+	`{"messages":[],"messages":[]}`, `{"Model":"m"}`, `{"model":"a\"b"}`, `{"model":"a\u0041"}`, "{\"model\":\"a\tb\"}",
+	"{\"model\":\"\xff\"}", `{"model":null}`, `{"messages":null}`, `{"messages":[null]}`, `{"messages":[{"role":null}]}`,
+	`{"messages":[{"role":"user","content":[{"type":"text","text":"a"}]}]}`, `{"messages":[{"role":"user","name":"n"}]}`,
+	`{"n":1}`, `{"model":"m",}`, `{"model":"m"} x`, `{"model":"m"`, `{"model":"m`, `{"model" "m"}`, `{"messages":[{"role":"a"},]}`,
+	`{"messages":[{"role":"a"}`, `{"messages":[{"role":"a"`, `{"messages":[{"role":"a",}]}`, `{"messages":{}}`, `{"model":1}`,
+	`{"messages":[{"role":"a"},{"role":"b"},{"role":"c"},{"role":"d"},{"role":"e"},{"role":"f"}]}`,
+}
+
+// TestPlainChatDecodingIsEncodingJSONs holds decodeOAChatPlain to encoding/json on the bodies it
+// takes, checks that it takes the usual ones, and the whole decoding to encoding/json on all.
+func TestPlainChatDecodingIsEncodingJSONs(t *testing.T) {
+	took := 0
+	for _, body := range append(plainCases, chatBodies()...) {
+		requirePlainIsEncodingJSONs(t, []byte(body))
+		requireSameAsEncodingJSON[OAChatRequest](t, []byte(body))
+		var r OAChatRequest
+		if decodeOAChatPlain([]byte(body), &r) {
+			took++
+		}
+	}
+	require.Greater(t, took, 20)
+	for _, body := range plainCases[:9] {
+		var r OAChatRequest
+		require.True(t, decodeOAChatPlain([]byte(body), &r), "%s", body)
+	}
+}
+
+// requirePlainIsEncodingJSONs fails unless decodeOAChatPlain, when it takes body, yields
+// encoding/json's value (which must accept body), and leaves r untouched when it does not.
+func requirePlainIsEncodingJSONs(t *testing.T, body []byte) {
+	t.Helper()
+	var want OAChatRequest
+	stdErr := json.Unmarshal(body, &want)
+	dup := bytes.Clone(body)
+	got := OAChatRequest{oaChatParams: oaChatParams{Model: "untouched"}}
+	if !decodeOAChatPlain(dup, &got) {
+		require.Equal(t, OAChatRequest{oaChatParams: oaChatParams{Model: "untouched"}}, got, "a refused body leaves r as it was")
+		return
+	}
+	require.NoError(t, stdErr, "decodeOAChatPlain took %q, which encoding/json refuses", body)
+	for i := range dup {
+		dup[i] = 'x' // the pooled body buffer is reused by the next request
+	}
+	jsondiff.RequireSameValue(t, want, got, body)
+}
+
+// FuzzPlainChatDecodingIsEncodingJSONs checks decodeOAChatPlain against encoding/json on any body.
+func FuzzPlainChatDecodingIsEncodingJSONs(f *testing.F) {
+	for _, body := range append(plainCases, chatCases...) {
+		f.Add([]byte(body))
+	}
+	f.Fuzz(func(t *testing.T, body []byte) {
+		requirePlainIsEncodingJSONs(t, body)
+		requireSameAsEncodingJSON[OAChatRequest](t, body)
+	})
+}
+
+// TestPlainTextIsNoControlCharacterAndValidUTF8 holds plainText's word-at-a-time check to its
+// definition, on strings with every byte value at every offset of a word.
+func TestPlainTextIsNoControlCharacterAndValidUTF8(t *testing.T) {
+	want := func(s []byte) bool {
+		return !bytes.ContainsFunc(s, func(r rune) bool { return r < 0x20 }) && utf8.Valid(s)
+	}
+	base := []byte("the quarterly report shows growth, é 中 😀 ")
+	for n := range 40 {
+		for pos := range n {
+			for c := range 256 {
+				s := bytes.Clone(base[:n])
+				s[pos] = byte(c)
+				require.Equal(t, want(s), plainText(s), "%q", s)
+			}
+		}
 	}
 }

@@ -1,9 +1,13 @@
 package handlers
 
 import (
+	"math"
+	"math/rand/v2"
 	"net/http"
 	"net/http/httptest"
+	"strings"
 	"testing"
+	"time"
 
 	"github.com/gin-gonic/gin"
 	"github.com/stretchr/testify/require"
@@ -44,4 +48,46 @@ func TestServedSetsTheHeadersHeaderSetWould(t *testing.T) {
 		}
 		require.Equal(t, want, c.Writer.Header())
 	}
+}
+
+// usdReference is usd.String as it was written first, on fmt: the reference appendUSD is held to.
+func usdReference(n money.Nanos) string {
+	s := n.String()
+	if strings.Contains(s, ".") {
+		s = strings.TrimRight(strings.TrimRight(s, "0"), ".")
+	}
+	return s
+}
+
+// TestUSDMatchesItsReference compares usd's fmt-free rendering with the fmt-based one on edge
+// values and a spread of random ones.
+func TestUSDMatchesItsReference(t *testing.T) {
+	values := []money.Nanos{0, 1, -1, 9, 10, 100, 999_999_999, 1_000_000_000, -1_000_000_000, 1_000_000_001,
+		1_500_000_000, 120_000_000, 1_350_000, math.MaxInt64, math.MinInt64, math.MinInt64 + 1, money.MustParseUSD("0.00135"),
+		money.MustParseUSD("25"), -money.MustParseUSD("3.10")}
+	r := rand.New(rand.NewPCG(7, 7))
+	for range 20000 {
+		n := money.Nanos(r.Int64() >> r.IntN(64))
+		if r.IntN(2) == 0 {
+			n = -n
+		}
+		values = append(values, n, n/1000*1000, n/1_000_000_000*1_000_000_000)
+	}
+	for _, n := range values {
+		require.Equal(t, usdReference(n), usd(n).String(), "%d", int64(n))
+		require.Equal(t, usdReference(n), string(appendUSD([]byte("x"), n))[1:], "%d", int64(n))
+	}
+}
+
+// TestServedAllocatesTwiceAndTheRateLimitTwice bounds the allocations of the headers of every
+// served reply: the values' backing array and the cost, and the rate limit's two.
+func TestServedAllocatesTwiceAndTheRateLimitTwice(t *testing.T) {
+	c, _ := gin.CreateTestContext(httptest.NewRecorder())
+	rl := governor.RateLimitState{Limit: 1 << 40, Remaining: 1 << 39, Reset: time.Minute}
+	cost := money.MustParseUSD("0.00135")
+	allocs := testing.AllocsPerRun(100, func() {
+		clear(c.Writer.Header())
+		served(c, "default/openai", cost, false, rl)
+	})
+	require.LessOrEqual(t, allocs, 4.0)
 }

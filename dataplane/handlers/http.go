@@ -3,6 +3,7 @@ package handlers
 import (
 	"bytes"
 	"encoding/json"
+	"math"
 	"net/http"
 	"strconv"
 	"strings"
@@ -136,19 +137,25 @@ func identity(c *gin.Context, user, org string) (governor.Identity, bool) {
 	return governor.Identity{User: user, Org: org, APIKey: key.Name}, true
 }
 
-// served writes the headers of a served reply.
+// served writes the headers of a served reply. It runs on every served request, so its values
+// share one backing array (and the cost its own string), instead of a slice each.
 func served(c *gin.Context, provider string, cost money.Nanos, cached bool, rl governor.RateLimitState) {
 	h := c.Writer.Header()
+	var buf [24]byte // a money.Nanos in dollars: sign, 10 digits, point, 9 decimals
+	v := make([]string, 3)
+	v[0] = string(appendUSD(buf[:0], cost))
 	// What h.Set does, under keys canonicalized once: Set canonicalizes its key on every call,
 	// and these spellings ("X-AI-…") are not canonical, so each call allocated the key again.
-	h[headerCostKey] = []string{usd(cost).String()}
+	h[headerCostKey] = v[0:1:1]
 	if cached {
-		h[headerCacheKey] = []string{"hit"}
+		v[1] = "hit"
 	} else {
-		h[headerCacheKey] = []string{"miss"}
+		v[1] = "miss"
 	}
+	h[headerCacheKey] = v[1:2:2]
 	if provider != "" {
-		h[headerProviderKey] = []string{provider}
+		v[2] = provider
+		h[headerProviderKey] = v[2:3:3]
 	}
 	apierror.SetRateLimitHeaders(c, rl)
 }
@@ -172,11 +179,40 @@ func tokensSaved(c *gin.Context, n int64) {
 type usd money.Nanos
 
 func (u usd) String() string {
-	s := money.Nanos(u).String()
-	if strings.Contains(s, ".") {
-		s = strings.TrimRight(strings.TrimRight(s, "0"), ".")
+	var buf [24]byte
+	return string(appendUSD(buf[:0], money.Nanos(u)))
+}
+
+// appendUSD appends usd(n).String(): n in dollars with its decimals up to the last non-zero one
+// (money.Nanos.String with the trailing zeros and point trimmed), without fmt's allocations.
+func appendUSD(b []byte, n money.Nanos) []byte {
+	if n == math.MinInt64 { // has no positive counterpart; money.Nanos.String words it as it can
+		s := n.String()
+		if strings.Contains(s, ".") {
+			s = strings.TrimRight(strings.TrimRight(s, "0"), ".")
+		}
+		return append(b, s...)
 	}
-	return s
+	if n < 0 {
+		b = append(b, '-')
+		n = -n
+	}
+	b = strconv.AppendInt(b, int64(n/money.PerUSD), 10)
+	frac := int64(n % money.PerUSD)
+	if frac == 0 {
+		return b
+	}
+	var digits [9]byte
+	for i := len(digits) - 1; i >= 0; i-- {
+		digits[i] = byte('0' + frac%10)
+		frac /= 10
+	}
+	end := len(digits)
+	for digits[end-1] == '0' {
+		end--
+	}
+	b = append(b, '.')
+	return append(b, digits[:end]...)
 }
 
 // MarshalJSON implements json.Marshaler.

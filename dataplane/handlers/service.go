@@ -97,18 +97,23 @@ type ChatResult struct {
 
 // call is one admitted request between Admit and Settle.
 type call struct {
-	s       *Service
-	rt      *runtime.Runtime
-	res     *route.Resolved
-	plan    *route.Plan
-	greq    *governor.Request
-	dec     *governor.Decision
-	prompt  int64
-	saved   int64  // prompt tokens removed by prompt optimization
-	cache   string // tenant-scoped cache key; "" when the route does not cache
+	s      *Service
+	rt     *runtime.Runtime
+	res    *route.Resolved
+	plan   *route.Plan
+	greq   *governor.Request // &admitted once reserve has built it, nil before
+	dec    *governor.Decision
+	prompt int64
+	saved  int64 // prompt tokens removed by prompt optimization
+	// cache is the tenant-scoped cache entry's KV key ([cache.Cache.KVKeyOf]), built once for
+	// the admission's peek and the settle's write; "" when the route does not cache.
+	cache   string
 	ttl     time.Duration
 	put     *store.KVPut // the cache write the settle carries; nil when nothing is to be stored
 	settled bool
+	// admitted is the governor request greq points to, held here so that a call and its request
+	// are one allocation.
+	admitted governor.Request
 }
 
 // resolveErr maps route errors to the contract's replies.
@@ -166,11 +171,10 @@ func (s *Service) reserve(ctx context.Context, c *call, endpoint string, id gove
 		gid.Org = DefaultOrg
 	}
 	first := c.plan.Targets[0]
-	c.greq = &governor.Request{Identity: gid, Route: policy, Endpoint: endpoint, Provider: first.Provider,
+	c.admitted = governor.Request{Identity: gid, Route: policy, Endpoint: endpoint, Provider: first.Provider,
 		Model: first.Model, EstimatedTokens: estimated, WorstCaseCost: worst}
-	if c.cache != "" {
-		c.greq.CachePeek = s.d.Cache.KVKey(c.cache)
-	}
+	c.greq = &c.admitted
+	c.greq.CachePeek = c.cache
 	if tracing.Recording(ctx) {
 		var routeName string
 		if policy != nil {
@@ -214,16 +218,19 @@ func (s *Service) countDecision(err error) {
 	if s.d.Metrics == nil {
 		return
 	}
-	outcome := outcomeAdmitted
+	if err == nil {
+		s.series.decision(outcomeAdmitted)
+		return
+	}
+	// Declared past the nil check: errors.As takes its address, which moves it to the heap, and
+	// an admitted request (nearly every one) should not pay that allocation.
+	outcome := outcomeStoreError
 	var de *governor.DeniedError
 	switch {
-	case err == nil:
 	case errors.As(err, &de) && de.Kind == governor.DeniedByBudget:
 		outcome = outcomeBudgetExceeded
 	case errors.As(err, &de):
 		outcome = outcomeRateLimited
-	default:
-		outcome = outcomeStoreError
 	}
 	s.series.decision(outcome)
 }
@@ -342,7 +349,7 @@ func (s *Service) prepareChat(ctx context.Context, rt *runtime.Runtime, in *Chat
 	// hit is served only once they have passed the request.
 	if pol := c.res.Route; s.d.Cache != nil && !c.res.Implicit && pol.Cache.Enabled {
 		if scope, err := cache.NewScope(pol.Cache.Scope, in.Identity.Org, in.Identity.User); err == nil {
-			key, err := cache.Key(scope, &cache.Request{Endpoint: in.Endpoint, Route: pol.Name, Model: in.Model, Messages: msgs,
+			key, err := s.d.Cache.KVKeyOf(scope, &cache.Request{Endpoint: in.Endpoint, Route: pol.Name, Model: in.Model, Messages: msgs,
 				Temperature: in.Temperature, TopP: in.TopP, MaxTokens: in.MaxTokens, Stop: in.Stop, ResponseFormat: in.ResponseFormat,
 				Extra: in.Extra, Guardrails: &pol.Guardrails, NormalizeWhitespace: pol.PromptOptimization.NormalizeWhitespace})
 			if err == nil {
@@ -503,7 +510,7 @@ func (s *Service) cachePut(c *call, r *ChatResult, chunks []string) {
 	val, ttl, ok := s.d.Cache.Encode(&cache.Entry{Content: r.Content, Model: r.Model, Provider: r.Provider,
 		FinishReason: r.FinishReason, Usage: r.Usage, Chunks: chunks, CreatedAt: s.d.Now()}, c.ttl)
 	if ok {
-		c.put = &store.KVPut{Key: s.d.Cache.KVKey(c.cache), Value: val, TTL: ttl}
+		c.put = &store.KVPut{Key: c.cache, Value: val, TTL: ttl}
 	}
 }
 

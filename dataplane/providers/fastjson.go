@@ -38,7 +38,8 @@ func (b *base) decodeBodyFast(c *call, limit int64, v any) error {
 	if n := c.resp.ContentLength; n > 0 && n <= maxPooledReply {
 		buf.Grow(int(n) + bytes.MinRead) // ReadFrom wants MinRead spare bytes to see EOF without growing
 	}
-	if _, err := buf.ReadFrom(io.LimitReader(c.body, limit+1)); err != nil {
+	c.limited = io.LimitedReader{R: c.body, N: limit + 1} // io.LimitReader, without its allocation
+	if _, err := buf.ReadFrom(&c.limited); err != nil {
 		return b.streamError(c, err)
 	}
 	data := buf.Bytes()

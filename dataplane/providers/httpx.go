@@ -171,6 +171,10 @@ type call struct {
 	// progress), held by value so that a call is one allocation.
 	wd       watchdog
 	progress progressReader
+	// reqBody is the request body's reader and limited the reply body's bound
+	// ([base.decodeBodyFast]), held here for the same reason.
+	reqBody bytes.Reader
+	limited io.LimitedReader
 }
 
 func (c *call) close() {
@@ -273,7 +277,8 @@ func (b *base) sendTo(ctx context.Context, t *target, body []byte, parse errPars
 	// io.NopCloser: the transport recognises that as in memory and writes the headers and the
 	// body in one packet, where any other reader costs a flush (a write syscall) of its own.
 	req.ContentLength = int64(len(body))
-	req.Body = io.NopCloser(bytes.NewReader(body))
+	c.reqBody.Reset(body)
+	req.Body = io.NopCloser(&c.reqBody)
 	req.GetBody = func() (io.ReadCloser, error) { return io.NopCloser(bytes.NewReader(body)), nil }
 	resp, err := b.hc.Do(req)
 	if err != nil {

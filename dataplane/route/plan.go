@@ -120,7 +120,17 @@ type Plan struct {
 // Remaining ties keep policy order, so plans are deterministic given the random source.
 func (p *Planner) Plan(res *Resolved) *Plan {
 	n := len(res.Targets)
-	order := make([]*Target, n)
+	var (
+		pl    *Plan
+		order []*Target
+	)
+	if n <= len(inlinePlan{}.order) {
+		// Most routes have a target or two: the plan and its order then take one allocation.
+		ip := new(inlinePlan)
+		pl, order = &ip.plan, ip.order[:n:n]
+	} else {
+		pl, order = new(Plan), make([]*Target, n)
+	}
 	for i := range res.Targets {
 		order[i] = &res.Targets[i]
 	}
@@ -135,7 +145,14 @@ func (p *Planner) Plan(res *Resolved) *Plan {
 		p.orderWeighted(order)
 	}
 	attempts := 1 + int(max(res.Route.Retries.Attempts, 0))
-	return &Plan{Targets: order, Attempts: attempts, Backoff: res.Route.Retries.Backoff, planner: p}
+	*pl = Plan{Targets: order, Attempts: attempts, Backoff: res.Route.Retries.Backoff, planner: p}
+	return pl
+}
+
+// inlinePlan is a plan with room for its order.
+type inlinePlan struct {
+	plan  Plan
+	order [2]*Target
 }
 
 func byPriority(a, b *Target) int {

@@ -158,3 +158,18 @@ func TestLeastLatencyExplorationSometimesTriesAnotherTarget(t *testing.T) {
 	// Exploration picks uniformly among both, so the slow one leads about 5% of the time.
 	require.InDelta(t, 0.05, float64(slowFirst)/10_000, 0.01)
 }
+
+// TestPlanOfASmallRouteIsOneAllocation holds the plan of a one- or two-target route (nearly
+// every route) to one allocation for the plan and its order, and a larger one to its own order.
+func TestPlanOfASmallRouteIsOneAllocation(t *testing.T) {
+	planner := NewPlanner(NewHealth(HealthOptions{}), PlannerOptions{})
+	a, b, c := Target{Provider: "p", Model: "a"}, Target{Provider: "p", Model: "b", Priority: 1}, Target{Provider: "p", Model: "c"}
+	for n, res := range []*Resolved{resolved(config.StrategyFailover, a), resolved(config.StrategyFailover, b, a)} {
+		require.Equal(t, 1.0, testing.AllocsPerRun(100, func() { _ = planner.Plan(res) }))
+		plan := planner.Plan(res)
+		require.Len(t, plan.Targets, n+1)
+		require.Equal(t, n+1, cap(plan.Targets), "appending to one plan's order must not write into another's")
+	}
+	plan := planner.Plan(resolved(config.StrategyFailover, b, a, c))
+	require.Equal(t, []string{"p/a", "p/c", "p/b"}, keys(plan))
+}

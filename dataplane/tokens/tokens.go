@@ -10,6 +10,7 @@ package tokens
 import (
 	"strings"
 	"sync"
+	"sync/atomic"
 
 	"github.com/tiktoken-go/tokenizer"
 
@@ -172,21 +173,37 @@ func CountMessage(model string, m providers.Message) int64 {
 	return tokensPerMessage + roleTokens(EncodingFor(model), m.Role) + Count(model, m.Content)
 }
 
-// roleCounts memoizes the token count of role names (a handful of short strings counted on
-// every message).
-var roleCounts sync.Map // encoding + "\x00" + role → int64
+// knownRoles are the roles whose counts are remembered (per encoding, in roleCounts): a fixed
+// set, so a caller cannot make the memo grow. Other roles are counted every time.
+var knownRoles = [...]string{"system", "user", "assistant", "tool", "developer"}
+
+// roleCounts memoizes the token count of the known roles (a handful of short strings counted on
+// every message), per encoding: [0] o200k_base, [1] cl100k_base. An entry holds the count plus
+// one, zero while not yet counted. A fixed table rather than a map keyed by encoding and role:
+// building that key cost an allocation per message.
+var roleCounts [2][len(knownRoles)]atomic.Int64
 
 func roleTokens(enc, role string) int64 {
-	if len(role) > 32 {
+	ri := -1
+	for i, r := range knownRoles {
+		if role == r {
+			ri = i
+			break
+		}
+	}
+	if ri < 0 {
 		return countWith(enc, role)
 	}
-	key := enc + "\x00" + role
-	if v, ok := roleCounts.Load(key); ok {
-		return v.(int64)
+	ei := 0
+	if enc == Cl100kBase {
+		ei = 1
+	} else if enc != O200kBase {
+		return countWith(enc, role)
+	}
+	if v := roleCounts[ei][ri].Load(); v > 0 {
+		return v - 1
 	}
 	n := countWith(enc, role)
-	if role == "system" || role == "user" || role == "assistant" || role == "tool" || role == "developer" {
-		roleCounts.Store(key, n) // only known roles, so a caller cannot grow the map without bound
-	}
+	roleCounts[ei][ri].Store(n + 1)
 	return n
 }

@@ -137,3 +137,20 @@ func TestCountCachesLongTextsWithoutChangingTheResult(t *testing.T) {
 	require.NotEqual(t, o200k, Count("gpt-4", hindi), "the cache key includes the encoding")
 	require.Equal(t, o200k, Count("gpt-4o", hindi))
 }
+
+// TestRoleTokensRemembersTheCountOfKnownRolesOnly holds the role memo to the count it stands for,
+// for every known role under both encodings and for roles it must not remember, and the
+// remembered look-up to no allocation.
+func TestRoleTokensRemembersTheCountOfKnownRolesOnly(t *testing.T) {
+	roles := append(knownRoles[:], "", "function", "User", "a-very-long-role-name-that-is-longer-than-thirty-two-bytes")
+	for _, enc := range []string{O200kBase, Cl100kBase} {
+		for range 2 { // the second pass reads the memo
+			for _, role := range roles {
+				require.Equal(t, countWith(enc, role), roleTokens(enc, role), "%s %q", enc, role)
+			}
+		}
+	}
+	require.Zero(t, testing.AllocsPerRun(100, func() {
+		_ = roleTokens(O200kBase, "assistant") + roleTokens(Cl100kBase, "user")
+	}))
+}
