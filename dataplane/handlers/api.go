@@ -156,26 +156,10 @@ func (h *Handlers) Chat(c *gin.Context) {
 
 // streamAPI writes `event: delta` per chunk and one `event: done` with the whole reply; a
 // failure after the first byte is sent as `event: error` with the standard error body. Each delta
-// event is the bytes json.Marshal gave it (chunk.go). As on the OpenAI-compatible stream, the
-// client is flushed before each read from the upstream rather than after each delta: deltas that
-// arrived together leave in one write, and none waits on a quiet upstream. A stream without that
-// hook (the mock provider) is flushed after each delta; a cached replay once, at its end.
+// event is the bytes json.Marshal gave it (chunk.go); [streamOut] says when they are flushed.
 func (h *Handlers) streamAPI(c *gin.Context, st *ChatStream) {
-	served(c, st.Provider(), 0, st.Cached(), st.RateLimit())
-	tokensSaved(c, st.TokensSaved())
-	costTrailer(c)
-	sseHeaders(c)
-	dirty := false // written since the last flush
-	flush := func() {
-		if dirty {
-			dirty = false
-			c.Writer.Flush()
-		}
-	}
-	hooked := st.BeforeRead(flush)
-	defer st.BeforeRead(nil) // the hook holds c, which gin recycles once the handler returns
-	// A cached replay never waits, so its deltas leave with the done event, in one write.
-	eachDelta := !hooked && !st.Cached()
+	out := openStream(c, st)
+	defer out.close(st)
 	// One buffer for the whole stream: a delta costs no allocation of its own.
 	buf := make([]byte, 0, 256)
 	var streamErr error
@@ -190,13 +174,9 @@ func (h *Handlers) streamAPI(c *gin.Context, st *ChatStream) {
 			break
 		}
 		buf = appendAPIDelta(buf[:0], d)
-		if _, err := c.Writer.Write(buf); err != nil {
+		if out.write(buf) != nil {
 			gone = true
 			break
-		}
-		dirty = true
-		if eachDelta {
-			flush()
 		}
 	}
 	res := st.Finish()

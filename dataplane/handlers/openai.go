@@ -296,37 +296,14 @@ func (h *Handlers) ChatCompletions(c *gin.Context) {
 // streamOpenAI writes `data: {chunk}` lines and `data: [DONE]`, as OpenAI does: a first chunk
 // with the role, one per delta, a last one with finish_reason, and (include_usage) a final
 // chunk with empty choices and the usage. Each chunk is the [OAChunk] json.Encoder would write
-// (chunk.go). The client is flushed before each read from the upstream rather than after each
-// chunk: deltas that arrived together leave together, in one write, and none waits on a quiet
-// upstream. A stream without that hook (a cached replay) is flushed after each chunk.
+// (chunk.go); [streamOut] says when they are flushed.
 func (h *Handlers) streamOpenAI(c *gin.Context, st *ChatStream, includeUsage bool) {
-	served(c, st.Provider(), 0, st.Cached(), st.RateLimit())
-	tokensSaved(c, st.TokensSaved())
-	costTrailer(c)
-	sseHeaders(c)
+	out := openStream(c, st)
+	defer out.close(st)
 	head := chunkHead("chatcmpl-"+newID("chat"), time.Now().Unix(), st.Model())
 	// One buffer for the whole stream: a chunk costs no allocation of its own.
 	buf := make([]byte, 0, 2*len(head)+256)
-	dirty := false // written since the last flush
-	flush := func() {
-		if dirty {
-			dirty = false
-			c.Writer.Flush()
-		}
-	}
-	hooked := st.BeforeRead(flush)
-	defer st.BeforeRead(nil) // the hook holds c, which gin recycles once the handler returns
-	write := func(b []byte) error {
-		if _, err := c.Writer.Write(b); err != nil {
-			return err
-		}
-		dirty = true
-		return nil
-	}
-	gone := write(appendRoleChunk(buf[:0], head)) != nil
-	if !hooked {
-		flush()
-	}
+	gone := out.write(appendRoleChunk(buf[:0], head)) != nil
 	var streamErr error
 	for !gone {
 		d, err := st.Next()
@@ -338,11 +315,7 @@ func (h *Handlers) streamOpenAI(c *gin.Context, st *ChatStream, includeUsage boo
 			break
 		}
 		buf = appendDeltaChunk(buf[:0], head, d)
-		if write(buf) != nil {
-			gone = true
-		} else if !hooked {
-			flush()
-		}
+		gone = out.write(buf) != nil
 	}
 	res := st.Finish()
 	c.Writer.Header().Set("X-AI-Cost", usd(res.Cost).String())
@@ -363,8 +336,8 @@ func (h *Handlers) streamOpenAI(c *gin.Context, st *ChatStream, includeUsage boo
 		buf = appendUsageChunk(buf, head, oaUsage(res.Usage))
 	}
 	buf = append(buf, "data: [DONE]\n\n"...)
-	if write(buf) == nil {
-		flush()
+	if out.write(buf) == nil {
+		out.flush()
 	}
 }
 

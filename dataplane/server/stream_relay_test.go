@@ -168,34 +168,45 @@ func cpuTime(b *testing.B) time.Duration {
 	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
 }
 
-// A cached replay on /api/ai/chat never waits, so it leaves in one write: the same delta events
-// as the stream that filled the cache, flushed once, with the done event.
-func TestACachedAPIStreamIsReplayedInOneWrite(t *testing.T) {
+// A cached replay never waits, so it leaves in one write, on either API: the same delta events
+// as the stream that filled the cache, flushed once, with the events that end it.
+func TestACachedStreamIsReplayedInOneWrite(t *testing.T) {
 	h := newHarness(t, harnessOpts{upstream: providertest.Options{Reply: "one two three four five", Chunks: 5},
 		mutate: []func(*config.Snapshot){func(s *config.Snapshot) {
 			s.Routes[0].Cache = config.Cache{Enabled: true, TTL: time.Minute, Scope: config.CacheScopeOrg}
 		}}})
 	handler := h.Server.Handler()
-	stream := func() (*countingWriter, string) {
-		path, body := streamRequest("api", "gpt-4o-mini", "count to five")
-		req := httptest.NewRequest(http.MethodPost, path, bytes.NewReader(body))
-		req.Header.Set("Authorization", "Bearer "+appKey)
-		req.Header.Set("X-AI-Org", "acme")
-		w := &countingWriter{ResponseRecorder: httptest.NewRecorder()}
-		handler.ServeHTTP(w, req)
-		require.Equal(t, http.StatusOK, w.Code, w.Body.String())
-		out := w.Body.String()
-		i := strings.Index(out, "event: done\n")
-		require.Positive(t, i, out)
-		return w, out[:i]
+	// Each API's event that carries a delta, and what marks the end of the deltas.
+	for api, marks := range map[string][2]string{
+		"api": {"event: delta\n", "event: done\n"},
+		"v1":  {`"delta":{"content":`, `"finish_reason":"stop"`},
+	} {
+		t.Run(api, func(t *testing.T) {
+			stream := func() (*countingWriter, string) {
+				path, body := streamRequest(api, "gpt-4o-mini", "count to five ("+api+")") // one cache entry per API
+				req := httptest.NewRequest(http.MethodPost, path, bytes.NewReader(body))
+				req.Header.Set("Authorization", "Bearer "+appKey)
+				req.Header.Set("X-AI-Org", "acme")
+				w := &countingWriter{ResponseRecorder: httptest.NewRecorder()}
+				handler.ServeHTTP(w, req)
+				require.Equal(t, http.StatusOK, w.Code, w.Body.String())
+				out := w.Body.String()
+				i := strings.Index(out, marks[1])
+				require.Positive(t, i, out)
+				return w, out[:i]
+			}
+			miss, missDeltas := stream()
+			require.Equal(t, "miss", miss.Header().Get("X-AI-Cache"))
+			require.Equal(t, 5, strings.Count(missDeltas, marks[0]), missDeltas)
+			hit, hitDeltas := stream()
+			require.Equal(t, "hit", hit.Header().Get("X-AI-Cache"))
+			require.Equal(t, 5, strings.Count(hitDeltas, marks[0]), "the replay sends the deltas as they were streamed")
+			if api == "api" { // the OpenAI-compatible chunks carry a per-reply id and time
+				require.Equal(t, missDeltas, hitDeltas, "the replay sends the deltas as they were streamed")
+			}
+			require.Equal(t, 1, hit.flushes, "a replay is flushed once")
+		})
 	}
-	miss, missDeltas := stream()
-	require.Equal(t, "miss", miss.Header().Get("X-AI-Cache"))
-	require.Equal(t, 5, strings.Count(missDeltas, "event: delta\n"))
-	hit, hitDeltas := stream()
-	require.Equal(t, "hit", hit.Header().Get("X-AI-Cache"))
-	require.Equal(t, missDeltas, hitDeltas, "the replay sends the deltas as they were streamed")
-	require.Equal(t, 1, hit.flushes, "a replay is flushed once")
 }
 
 // writeSyscalls is the process's write system calls so far (syscw of /proc/self/io): over
