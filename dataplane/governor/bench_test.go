@@ -78,6 +78,19 @@ func BenchmarkGovernorAdmitSettle(b *testing.B) {
 		benchGovernor(b, st)
 		b.ReportMetric(float64(hook.n.Load())/float64(b.N), "roundtrips/op")
 	})
+	// redis-dial is the production client: DialRedis's options (context deadlines on the socket,
+	// pool size, protocol and dialer), which NewRedisClient does not share.
+	b.Run("redis-dial", func(b *testing.B) {
+		st, err := store.DialRedis(b.Context(), storetest.RedisURL(b), store.RedisOptions{Prefix: fmt.Sprintf("gbench%d:", time.Now().UnixNano())})
+		if err != nil {
+			b.Fatal(err)
+		}
+		b.Cleanup(func() { _ = st.Close() })
+		hook := &countHook{}
+		st.Client().AddHook(hook)
+		benchGovernor(b, st)
+		b.ReportMetric(float64(hook.n.Load())/float64(b.N), "roundtrips/op")
+	})
 	b.Run("redis-ping-baseline", func(b *testing.B) {
 		c := storetest.NewRedisClient(b, storetest.RedisURL(b))
 		for b.Loop() {

@@ -5,8 +5,10 @@ import (
 	_ "embed"
 	"errors"
 	"fmt"
+	"net"
 	"strconv"
 	"strings"
+	"syscall"
 	"time"
 
 	"github.com/redis/go-redis/v9"
@@ -182,6 +184,17 @@ func DialRedis(ctx context.Context, url string, opts RedisOptions) (*Redis, erro
 	if !strings.Contains(url, "pool_size") {
 		o.PoolSize = DefaultPoolSize
 	}
+	// RESP2 unless the URL asks for a protocol: the store uses no push notifications, client-side
+	// caching or maintenance notifications, which are what RESP3 is for (go-redis otherwise turns
+	// maintenance notifications on, with a pool hook on every connection use).
+	if !strings.Contains(url, "protocol=") {
+		o.Protocol = 2
+	}
+	// Under RESP3 push notifications may wait on idle connections, which go-redis finds with the
+	// health check that opaqueDialer skips; keep it there.
+	if o.Protocol == 2 {
+		o.Dialer = opaqueDialer(redis.NewDialer(o))
+	}
 	c := redis.NewClient(o)
 	if err := c.Ping(ctx).Err(); err != nil {
 		_ = c.Close()
@@ -191,6 +204,36 @@ func DialRedis(ctx context.Context, url string, opts RedisOptions) (*Redis, erro
 	r.owned = true
 	return r, nil
 }
+
+// opaqueDialer dials with dial and hides the connection's file descriptor from go-redis.
+//
+// go-redis checks every connection it takes from its pool (a deadline reset and a non-blocking
+// MSG_PEEK read, a system call) when, and only when, the connection implements syscall.Conn: two
+// checks per request (admission, settlement) spent finding out whether Redis closed an idle
+// connection. Without the check such a connection fails on its first use instead: the read after
+// a close returns EOF, the write to a reset connection fails with ECONNRESET (a net.Error), and
+// go-redis retries both on a fresh connection (MaxRetries, default 3; a URL with max_retries=-1
+// turns that off). The server never saw the command on the dead connection, so it runs once
+// (redis_conn_test.go breaks an idle connection both ways and counts the executions). A
+// connection that breaks while a command is in flight is a double-execution risk with or without
+// the check, which only looks at idle connections. TLS connections (rediss://) are not
+// syscall.Conn, so go-redis never checked those and they are passed through unchanged.
+func opaqueDialer(dial func(ctx context.Context, network, addr string) (net.Conn, error)) func(context.Context, string, string) (net.Conn, error) {
+	return func(ctx context.Context, network, addr string) (net.Conn, error) {
+		c, err := dial(ctx, network, addr)
+		if err != nil {
+			return nil, err
+		}
+		if _, ok := c.(syscall.Conn); ok {
+			return opaqueConn{c}, nil
+		}
+		return c, nil
+	}
+}
+
+// opaqueConn is a net.Conn with only net.Conn's methods (deadlines included), so go-redis cannot
+// reach its file descriptor; see [opaqueDialer].
+type opaqueConn struct{ net.Conn }
 
 // Client returns the underlying client (for health checks).
 func (r *Redis) Client() redis.UniversalClient { return r.c }
