@@ -7,13 +7,13 @@ import (
 	"log/slog"
 	"strconv"
 	"sync/atomic"
-	"syscall"
 	"testing"
 	"time"
 
 	"github.com/nself-org/ai-orchestration/dataplane/config"
 	"github.com/nself-org/ai-orchestration/dataplane/governor"
 	"github.com/nself-org/ai-orchestration/dataplane/store"
+	"github.com/nself-org/ai-orchestration/dataplane/store/storetest"
 )
 
 // loadSnapshot is the configuration the load benchmark (hack/bench/manifests) runs: a per-user
@@ -52,7 +52,7 @@ func BenchmarkGovernorLoad(b *testing.B) {
 	var seq atomic.Uint64
 	ctx := b.Context()
 	b.ReportAllocs()
-	cpu0 := cpuTime()
+	cpu0 := storetest.CPUTime()
 	b.RunParallel(func(pb *testing.PB) {
 		var keyBuf []byte
 		for pb.Next() {
@@ -76,15 +76,6 @@ func BenchmarkGovernorLoad(b *testing.B) {
 				return
 			}
 		}
-	}) // The process's CPU time (user and system, GC included) per request: on a machine shared with
-	// other work, wall time per op measures the machine's load as much as the code.
-	b.ReportMetric(float64(cpuTime()-cpu0)/float64(b.N), "cpu-ns/op")
-}
-
-func cpuTime() time.Duration {
-	var ru syscall.Rusage
-	if err := syscall.Getrusage(syscall.RUSAGE_SELF, &ru); err != nil {
-		return 0
-	}
-	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
+	})
+	b.ReportMetric(float64(storetest.CPUTime()-cpu0)/float64(b.N), "cpu-ns/op")
 }

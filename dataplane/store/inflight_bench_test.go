@@ -5,7 +5,6 @@ package store_test
 import (
 	"fmt"
 	"strconv"
-	"syscall"
 	"testing"
 	"time"
 
@@ -70,7 +69,7 @@ func BenchmarkMemoryLoad(b *testing.B) {
 	value := make([]byte, 600)
 	var key []byte
 	b.ReportAllocs()
-	cpu0 := cpuTime()
+	cpu0 := storetest.CPUTime()
 	for i := 0; b.Loop(); i++ {
 		u := &us[i%users]
 		checks := [4]store.Check{
@@ -100,13 +99,5 @@ func BenchmarkMemoryLoad(b *testing.B) {
 		}
 		clock.Advance(300 * time.Microsecond)
 	}
-	b.ReportMetric(float64(cpuTime()-cpu0)/float64(b.N), "cpu-ns/op")
-}
-
-func cpuTime() time.Duration {
-	var ru syscall.Rusage
-	if err := syscall.Getrusage(syscall.RUSAGE_SELF, &ru); err != nil {
-		return 0
-	}
-	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
+	b.ReportMetric(float64(storetest.CPUTime()-cpu0)/float64(b.N), "cpu-ns/op")
 }
