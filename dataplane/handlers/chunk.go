@@ -1,6 +1,6 @@
 package handlers
 
-import "github.com/nself-org/ai-orchestration/dataplane/providers/jsonenc"
+import "github.com/nself-org/ai-orchestration/internal/jsonenc"
 
 // The OpenAI-compatible stream writes one chat.completion.chunk per delta, so a chunk is
 // encoded by appending to the stream's buffer instead of by reflection (json.Encoder). The bytes

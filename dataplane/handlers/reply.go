@@ -6,7 +6,7 @@ import (
 
 	"github.com/gin-gonic/gin"
 
-	"github.com/nself-org/ai-orchestration/dataplane/providers/jsonenc"
+	"github.com/nself-org/ai-orchestration/internal/jsonenc"
 )
 
 // The chat completion is written on every non-streamed request, so it is encoded by appending

@@ -10,7 +10,7 @@ import (
 	"slices"
 	"time"
 
-	"github.com/nself-org/ai-orchestration/dataplane/providers/jsonenc"
+	"github.com/nself-org/ai-orchestration/internal/jsonenc"
 )
 
 // openAI speaks the Chat Completions, Embeddings and Moderations APIs of OpenAI and of any

@@ -1,9 +1,10 @@
 package logbuf
 
 import (
-	"math"
 	"strconv"
 	"unicode/utf8"
+
+	"github.com/nself-org/ai-orchestration/internal/jsonenc"
 )
 
 const hexDigits = "0123456789abcdef"
@@ -59,27 +60,13 @@ func appendString(b []byte, s string) []byte {
 
 func appendInt(b []byte, v int64) []byte { return strconv.AppendInt(b, v, 10) }
 
-// appendFloat formats v as encoding/json does (slog hands floats to it): the shortest
-// decimal that reads back as v, in exponent form only below 1e-6 or from 1e21 on, with a
-// one-digit negative exponent unpadded. NaN and infinities, which JSON cannot hold, become
-// the error string slog writes in their place.
+// appendFloat formats v as encoding/json does (slog hands floats to it). NaN and infinities,
+// which JSON cannot hold, become the error string slog writes in their place.
 func appendFloat(b []byte, v float64) []byte {
-	if math.IsNaN(v) || math.IsInf(v, 0) {
-		return appendString(b, "!ERROR:json: unsupported value: "+strconv.FormatFloat(v, 'g', -1, 64))
+	if out, ok := jsonenc.AppendFloat(b, v); ok {
+		return out
 	}
-	format := byte('f')
-	if a := math.Abs(v); a != 0 && (a < 1e-6 || a >= 1e21) {
-		format = 'e'
-	}
-	b = strconv.AppendFloat(b, v, format, -1, 64)
-	if format == 'e' {
-		// 1e-07 → 1e-7
-		if n := len(b); n >= 4 && b[n-4] == 'e' && b[n-3] == '-' && b[n-2] == '0' {
-			b[n-2] = b[n-1]
-			b = b[:n-1]
-		}
-	}
-	return b
+	return appendString(b, "!ERROR:json: unsupported value: "+strconv.FormatFloat(v, 'g', -1, 64))
 }
 
 func appendHex(b []byte, v []byte) []byte {
