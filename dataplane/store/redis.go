@@ -14,11 +14,20 @@ import (
 	"github.com/redis/go-redis/v9"
 )
 
+//go:embed numbers.lua
+var numbersLua string
+
 //go:embed admit.lua
-var admitSrc string
+var admitLua string
 
 //go:embed settle.lua
-var settleSrc string
+var settleLua string
+
+// The scripts as Redis runs them: each after the number helpers both use.
+var (
+	admitSrc  = numbersLua + admitLua
+	settleSrc = numbersLua + settleLua
+)
 
 // The scripts' SHA1s. Commands are built by hand (see [scriptArgs]) rather than with redis.Script,
 // so that strings and numbers go in as pointers (boxing a pointer allocates nothing) and the
