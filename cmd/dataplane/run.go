@@ -13,6 +13,8 @@ import (
 	"strings"
 	"time"
 
+	"github.com/redis/go-redis/v9"
+
 	"github.com/nself-org/ai-orchestration/dataplane/cache"
 	"github.com/nself-org/ai-orchestration/dataplane/config"
 	"github.com/nself-org/ai-orchestration/dataplane/governor"
@@ -35,9 +37,11 @@ import (
 
 // Settings are the data plane's flags, with their defaults in one place.
 type Settings struct {
-	Manifests       string
-	Addr            string
-	RedisURL        string
+	Manifests string
+	Addr      string
+	RedisURL  string
+	// RedisMode is the Redis deployment RedisURL names: single (""), sentinel or cluster.
+	RedisMode       string
 	SnapshotSecret  string
 	Namespace       string
 	LogLevel        string
@@ -75,6 +79,8 @@ func parseFlags(args []string, stderr io.Writer) (Settings, error) {
 	fs.StringVar(&s.Manifests, "manifests", "", "standalone: compile and hot-reload this folder of AIProvider, AIBudget, AIRoutePolicy and Secret YAML")
 	fs.StringVar(&s.Addr, "addr", server.DefaultAddr, "listen address")
 	fs.StringVar(&s.RedisURL, "redis-url", "", "redis://host:port/db of the shared limit/budget store; empty = embedded in-memory store (one replica)")
+	fs.StringVar(&s.RedisMode, "redis-mode", store.TopologySingle,
+		"what --redis-url names: single (one server), sentinel (a sentinel, with ?master_name=NAME) or cluster (any node of a Redis Cluster)")
 	fs.StringVar(&s.SnapshotSecret, "snapshot-secret", DefaultSnapshotSecret, "cluster: name of the snapshot Secret to watch")
 	fs.StringVar(&s.SnapshotSecret, "snapshot-name", DefaultSnapshotSecret, "alias of --snapshot-secret")
 	fs.StringVar(&s.Namespace, "namespace", "", "cluster: namespace of the snapshot Secret (default: POD_NAMESPACE or the service account's)")
@@ -99,6 +105,12 @@ func parseFlags(args []string, stderr io.Writer) (Settings, error) {
 	}
 	if s.ReservationTTL <= 0 {
 		return s, fmt.Errorf("invalid --reservation-ttl %v: must be positive", s.ReservationTTL)
+	}
+	if err := store.CheckTopology(s.RedisMode); err != nil {
+		return s, fmt.Errorf("invalid --redis-mode: %w", err)
+	}
+	if s.RedisURL == "" && s.RedisMode != "" && s.RedisMode != store.TopologySingle {
+		return s, fmt.Errorf("--redis-mode=%s needs --redis-url", s.RedisMode)
 	}
 	if s.StreamCheckpoint < 0 {
 		return s, fmt.Errorf("invalid --stream-checkpoint %v: must not be negative", s.StreamCheckpoint)
@@ -181,7 +193,8 @@ func serve(ctx context.Context, s Settings, ln net.Listener, log *slog.Logger) e
 	m := metrics.New()
 	var st store.Store
 	if s.RedisURL != "" {
-		rs, err := store.DialRedis(ctx, s.RedisURL, store.RedisOptions{})
+		redis.SetLogger(redisLog{log})
+		rs, err := store.Dial(ctx, s.RedisMode, s.RedisURL, store.RedisOptions{})
 		if err != nil {
 			_ = ln.Close()
 			return err

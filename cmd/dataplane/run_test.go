@@ -54,12 +54,18 @@ func setReply(t *testing.T, dir, reply string) {
 
 func start(t *testing.T, dir string) string {
 	t.Helper()
+	return startWith(t, Settings{Manifests: dir})
+}
+
+// startWith serves s (with the tests' poll interval, shutdown timeout and body limit) on a free
+// port until t ends, and returns its URL once it is ready.
+func startWith(t *testing.T, s Settings) string {
+	t.Helper()
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	require.NoError(t, err)
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error, 1)
-	s := Settings{Manifests: dir, Addr: ln.Addr().String(), PollInterval: 100 * time.Millisecond, ShutdownTimeout: 5 * time.Second,
-		MaxBodyBytes: 1 << 20}
+	s.Addr, s.PollInterval, s.ShutdownTimeout, s.MaxBodyBytes = ln.Addr().String(), 100*time.Millisecond, 5*time.Second, 1<<20
 	go func() { done <- serve(ctx, s, ln, slog.New(slog.NewJSONHandler(io.Discard, nil))) }()
 	t.Cleanup(func() {
 		cancel()

@@ -41,6 +41,8 @@ type Settings struct {
 	SnapshotName     string
 	// RedisURL is the shared usage store of the data planes; empty = no spend in AIBudget status.
 	RedisURL string
+	// RedisMode is the Redis deployment RedisURL names: single (""), sentinel or cluster.
+	RedisMode string
 	// BudgetStatusInterval is how often each AIBudget's spend is re-read from RedisURL.
 	BudgetStatusInterval time.Duration
 }
@@ -59,6 +61,8 @@ func parseFlags(args []string) (Settings, *zap.Options, error) {
 	fs.StringVar(&s.RedisURL, "redis-url", "",
 		"redis://host:port/db of the store the data planes share (their --redis-url), read for AIBudget spend, forecast and "+
 			"Warning/Exceeded; empty = budgets show only Ready.")
+	fs.StringVar(&s.RedisMode, "redis-mode", store.TopologySingle,
+		"What --redis-url names (as the data planes' --redis-mode): single, sentinel (with ?master_name=NAME) or cluster.")
 	fs.DurationVar(&s.BudgetStatusInterval, "budget-status-interval", 30*time.Second,
 		"How often each AIBudget's spend is re-read from --redis-url.")
 	opts := &zap.Options{}
@@ -71,6 +75,9 @@ func parseFlags(args []string) (Settings, *zap.Options, error) {
 	}
 	if s.Namespace == "" || s.SnapshotName == "" {
 		return s, nil, errors.New("--namespace and --snapshot-name must not be empty")
+	}
+	if err := store.CheckTopology(s.RedisMode); err != nil {
+		return s, nil, fmt.Errorf("invalid --redis-mode: %w", err)
 	}
 	if s.BudgetStatusInterval < time.Second {
 		return s, nil, fmt.Errorf("--budget-status-interval must be at least 1s, got %s", s.BudgetStatusInterval)
@@ -125,7 +132,7 @@ func RunWithConfig(ctx context.Context, cfg *rest.Config, s Settings) error {
 	}
 	copts := controllers.Options{Namespace: s.Namespace, SnapshotName: s.SnapshotName, SpendInterval: s.BudgetStatusInterval}
 	if s.RedisURL != "" {
-		st, rc, err := spendStore(s.RedisURL)
+		st, rc, err := spendStore(s.RedisMode, s.RedisURL)
 		if err != nil {
 			return err
 		}
@@ -147,20 +154,18 @@ func RunWithConfig(ctx context.Context, cfg *rest.Config, s Settings) error {
 	return nil
 }
 
-// spendStore opens the data planes' Redis for reading budget spend. Unlike the data plane it does
-// not require the server to answer at start: the manager has other work, and a store that is down
-// shows as Warning/Exceeded Unknown (reason UsageUnavailable) until it answers. A URL that does
-// not parse is a configuration error and stops the manager.
-func spendStore(url string) (*store.Redis, *redis.Client, error) {
-	o, err := redis.ParseURL(url)
+// spendStore opens the data planes' Redis (topology as their --redis-mode) for reading budget
+// spend. Unlike the data plane it does not require the server to answer at start: the manager has
+// other work, and a store that is down shows as Warning/Exceeded Unknown (reason
+// UsageUnavailable) until it answers. A URL that does not parse is a configuration error and
+// stops the manager.
+func spendStore(topology, url string) (*store.Redis, redis.UniversalClient, error) {
+	// Fail fast on a down server (the governor also bounds each read); the next pass retries.
+	// One status refresh runs at a time, with a few commands per refresh.
+	c, err := store.NewClient(topology, url, store.ClientDefaults{DialTimeout: time.Second,
+		ReadTimeout: 2 * time.Second, WriteTimeout: 2 * time.Second, PoolSize: 4})
 	if err != nil {
 		return nil, nil, fmt.Errorf("failed to parse --redis-url: %w", err)
 	}
-	// Fail fast on a down server (the governor also bounds each read); the next pass retries.
-	o.DialTimeout, o.ReadTimeout, o.WriteTimeout = time.Second, 2*time.Second, 2*time.Second
-	o.ContextTimeoutEnabled = true
-	o.DialerRetries, o.DialerRetryTimeout = 1, 10*time.Millisecond
-	o.PoolSize = 4 // one status refresh at a time, and a few commands per refresh
-	c := redis.NewClient(o)
 	return store.NewRedis(c, store.RedisOptions{}), c, nil
 }

@@ -18,18 +18,18 @@ func TestParseFlags(t *testing.T) {
 	}{
 		"defaults run in the default namespace without leader election": {
 			want: Settings{MetricsAddr: ":8080", ProbeAddr: ":8081", Namespace: defaultNamespace, SnapshotName: snapshotsecret.DefaultName,
-				BudgetStatusInterval: 30 * time.Second},
+				RedisMode: "single", BudgetStatusInterval: 30 * time.Second},
 		},
 		"the pod namespace from the downward API is the default namespace": {
 			env: "ops",
 			want: Settings{MetricsAddr: ":8080", ProbeAddr: ":8081", Namespace: "ops", SnapshotName: snapshotsecret.DefaultName,
-				BudgetStatusInterval: 30 * time.Second},
+				RedisMode: "single", BudgetStatusInterval: 30 * time.Second},
 		},
 		"flags override every default": {
 			args: []string{"--leader-elect", "--namespace=ai", "--snapshot-name=snap", "--metrics-bind-address=0", "--health-probe-bind-address=:9",
-				"--redis-url=redis://127.0.0.1:6379/0", "--budget-status-interval=5s"},
+				"--redis-url=redis://127.0.0.1:6379/0", "--redis-mode=cluster", "--budget-status-interval=5s"},
 			want: Settings{MetricsAddr: "0", ProbeAddr: ":9", LeaderElect: true, Namespace: "ai", SnapshotName: "snap",
-				RedisURL: "redis://127.0.0.1:6379/0", BudgetStatusInterval: 5 * time.Second},
+				RedisURL: "redis://127.0.0.1:6379/0", RedisMode: "cluster", BudgetStatusInterval: 5 * time.Second},
 		},
 		"an unknown flag is an error": {
 			args: []string{"--nope"}, wantErr: "failed to parse flags",
@@ -39,6 +39,9 @@ func TestParseFlags(t *testing.T) {
 		},
 		"an empty snapshot name is an error": {
 			args: []string{"--snapshot-name="}, wantErr: "must not be empty",
+		},
+		"an unknown redis mode is an error": {
+			args: []string{"--redis-mode=ring"}, wantErr: `invalid --redis-mode: unknown redis topology "ring"`,
 		},
 		"a budget status interval below a second is an error": {
 			args: []string{"--budget-status-interval=10ms"}, wantErr: "must be at least 1s",
@@ -58,13 +61,16 @@ func TestParseFlags(t *testing.T) {
 }
 
 func TestSpendStoreRefusesAURLThatDoesNotParse(t *testing.T) {
-	_, _, err := spendStore("http://not-redis")
-	require.ErrorContains(t, err, "failed to parse --redis-url")
+	for topology, url := range map[string]string{"single": "http://not-redis", "sentinel": "redis://127.0.0.1:26379",
+		"cluster": "redis://127.0.0.1:6379?bogus=1"} {
+		_, _, err := spendStore(topology, url)
+		require.ErrorContains(t, err, "failed to parse --redis-url: invalid "+topology+" redis url", topology)
+	}
 }
 
 func TestSpendStoreDoesNotNeedTheServerAtStart(t *testing.T) {
 	// Port 1 on loopback refuses connections: the store is built, and reads fail (UsageUnavailable).
-	st, c, err := spendStore("redis://127.0.0.1:1/0")
+	st, c, err := spendStore("single", "redis://127.0.0.1:1/0")
 	require.NoError(t, err)
 	defer func() { require.NoError(t, c.Close()) }()
 	_, err = st.Budgets(t.Context(), []string{"k"})
