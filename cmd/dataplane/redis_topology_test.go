@@ -41,28 +41,28 @@ func keysOf(t *testing.T, c redis.UniversalClient) []string {
 // The dev sample served with --redis-mode cluster and sentinel: a chat is admitted, charged to
 // its per-user budget and recorded in the ledgers, all of it in the Redis the flags name.
 func TestTheDataPlaneKeepsItsStateInARedisClusterOrBehindSentinel(t *testing.T) {
-	dev := filepath.Join("..", "..", "config", "samples", "dev")
-	t.Run("cluster", func(t *testing.T) {
-		nodes := storetest.StartRedisCluster(t, 3)
-		url := startWith(t, Settings{Manifests: dev, RedisMode: store.TopologyCluster, RedisURL: "redis://" + nodes[1]})
-		code, _, err := chat(url, 1)
-		require.NoError(t, err)
-		require.Equal(t, http.StatusOK, code)
-		c := redis.NewClusterClient(&redis.ClusterOptions{Addrs: nodes})
-		defer c.Close()
-		requireChargedAndRecorded(t, keysOf(t, c))
-	})
-	t.Run("sentinel", func(t *testing.T) {
-		sentinel, primary := storetest.StartRedisSentinel(t)
-		url := startWith(t, Settings{Manifests: dev, RedisMode: store.TopologySentinel,
-			RedisURL: "redis://" + sentinel + "/0?master_name=" + storetest.SentinelMaster})
-		code, _, err := chat(url, 1)
-		require.NoError(t, err)
-		require.Equal(t, http.StatusOK, code)
-		c := redis.NewClient(&redis.Options{Addr: primary})
-		defer c.Close()
-		requireChargedAndRecorded(t, keysOf(t, c))
-	})
+	// Each case starts its Redis and returns the flags that name it and a client of its primaries.
+	for name, deploy := range map[string]func(t *testing.T) (mode, url string, primaries redis.UniversalClient){
+		"cluster": func(t *testing.T) (string, string, redis.UniversalClient) {
+			nodes := storetest.StartRedisCluster(t, 3)
+			return store.TopologyCluster, "redis://" + nodes[1], redis.NewClusterClient(&redis.ClusterOptions{Addrs: nodes})
+		},
+		"sentinel": func(t *testing.T) (string, string, redis.UniversalClient) {
+			sentinel, primary := storetest.StartRedisSentinel(t)
+			return store.TopologySentinel, "redis://" + sentinel + "/0?master_name=" + storetest.SentinelMaster,
+				redis.NewClient(&redis.Options{Addr: primary})
+		},
+	} {
+		t.Run(name, func(t *testing.T) {
+			mode, redisURL, primaries := deploy(t)
+			defer primaries.Close()
+			url := startWith(t, Settings{Manifests: filepath.Join("..", "..", "config", "samples", "dev"), RedisMode: mode, RedisURL: redisURL})
+			code, _, err := chat(url, 1)
+			require.NoError(t, err)
+			require.Equal(t, http.StatusOK, code)
+			requireChargedAndRecorded(t, keysOf(t, primaries))
+		})
+	}
 }
 
 func requireChargedAndRecorded(t *testing.T, keys []string) {
