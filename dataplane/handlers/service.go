@@ -471,8 +471,7 @@ func (s *Service) Chat(ctx context.Context, rt *runtime.Runtime, in *ChatInput) 
 		content := resp.Content
 		if s.d.Guard != nil {
 			content, err = s.d.Guard.Output(s.guardCtx(ctx, rt, c.res.Route), c.res.Route, content, in.ResponseFormat != nil)
-			var inv *InvalidOutputError
-			if errors.As(err, &inv) && attempt == 0 {
+			if inv := invalidOutput(err); inv != nil && attempt == 0 {
 				msgs = append(slices.Clip(msgs), providers.Message{Role: "assistant", Content: resp.Content},
 					providers.Message{Role: "user", Content: inv.RetryPrompt})
 				continue
@@ -495,6 +494,20 @@ func (s *Service) Chat(ctx context.Context, rt *runtime.Runtime, in *ChatInput) 
 		c.settle(ctx, target.Provider, target.Model, total, amount, false, false)
 		return out, nil
 	}
+}
+
+// invalidOutput returns err's *InvalidOutputError, if any. The variable errors.As fills moves
+// to the heap, so it is declared past the nil check: a reply that passes (nearly every one)
+// does not pay that allocation.
+func invalidOutput(err error) *InvalidOutputError {
+	if err == nil {
+		return nil
+	}
+	var inv *InvalidOutputError
+	if errors.As(err, &inv) {
+		return inv
+	}
+	return nil
 }
 
 func addUsage(a, b providers.Usage) providers.Usage {

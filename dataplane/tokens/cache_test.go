@@ -38,6 +38,24 @@ func BenchmarkCountMessagesRepeatedPrefix(b *testing.B) {
 	}
 }
 
+// BenchmarkCountMessagesRecurring is a conversation whose every message was counted before
+// (the memo answers each): what is left is the per-call work around the memo.
+func BenchmarkCountMessagesRecurring(b *testing.B) {
+	msgs := []providers.Message{
+		{Role: "system", Content: loadSystem},
+		{Role: "user", Content: "Request 1: " + loadFiller},
+		{Role: "assistant", Content: "Answer 1: " + loadFiller},
+		{Role: "user", Content: "Request 2: " + loadFiller},
+	}
+	for range 2 {
+		CountMessages("gpt-4o-mini", msgs)
+	}
+	b.ReportAllocs()
+	for b.Loop() {
+		CountMessages("gpt-4o-mini", msgs)
+	}
+}
+
 // BenchmarkCountMessagesUnique counts both messages from scratch (no memo).
 func BenchmarkCountMessagesUnique(b *testing.B) {
 	Count("gpt-4o-mini", "warm up")

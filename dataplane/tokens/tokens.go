@@ -92,6 +92,37 @@ var cl100kPrefixes = []string{
 // ("ft:gpt-4o-mini:org::id") and router prefixes ("openai/gpt-4o") are reduced to the base
 // model. Unknown and non-OpenAI models get [O200kBase], an estimate.
 func EncodingFor(model string) string {
+	// A gateway names few models, every request and (streams) every delta: the choice for a
+	// recent name is kept, which spares the lower-casing and the prefix tests.
+	slot := &encodingSlots[(len(model)+int(lastByte(model)))%len(encodingSlots)]
+	if e := slot.Load(); e != nil && e.model == model {
+		return e.enc
+	}
+	enc := encodingOf(model)
+	if len(model) <= maxRememberedModel {
+		slot.Store(&modelEncoding{model: strings.Clone(model), enc: enc})
+	}
+	return enc
+}
+
+// modelEncoding is a model name and its encoding.
+type modelEncoding struct{ model, enc string }
+
+// encodingSlots remember the encoding of the last model names seen, one per slot (a name's
+// length and last byte pick it). Entries are never changed, only replaced.
+var encodingSlots [16]atomic.Pointer[modelEncoding]
+
+// maxRememberedModel bounds the names kept (and copied), so that the slots hold little.
+const maxRememberedModel = 128
+
+func lastByte(s string) byte {
+	if s == "" {
+		return 0
+	}
+	return s[len(s)-1]
+}
+
+func encodingOf(model string) string {
 	m := strings.ToLower(strings.TrimSpace(model))
 	m = strings.TrimPrefix(m, "ft:")
 	if i := strings.LastIndexByte(m, '/'); i >= 0 {
@@ -128,7 +159,14 @@ func Count(model, text string) int64 {
 	if text == "" {
 		return 0
 	}
-	enc := EncodingFor(model)
+	return countEnc(EncodingFor(model), text)
+}
+
+// countEnc is [Count] with the encoding already chosen.
+func countEnc(enc, text string) int64 {
+	if text == "" {
+		return 0
+	}
 	if n, ok := counts.Get(enc, text); ok {
 		return n
 	}
@@ -159,9 +197,12 @@ func countWith(enc, text string) int64 {
 // accounting for current chat models: 3 tokens per message plus its role and content, and 3 for
 // the primed assistant reply. For non-OpenAI models it is an estimate of the same shape.
 func CountMessages(model string, msgs []providers.Message) int64 {
+	// The model's encoding once, not twice per message: EncodingFor lower-cases the name and
+	// tries each older family's prefix.
+	enc := EncodingFor(model)
 	total := int64(ReplyPrimingTokens)
 	for _, m := range msgs {
-		total += CountMessage(model, m)
+		total += countMessageEnc(enc, m)
 	}
 	return total
 }
@@ -170,7 +211,11 @@ func CountMessages(model string, msgs []providers.Message) int64 {
 // and its framing. Trimming history counts each message once with it instead of recounting
 // the whole conversation per dropped message.
 func CountMessage(model string, m providers.Message) int64 {
-	return tokensPerMessage + roleTokens(EncodingFor(model), m.Role) + Count(model, m.Content)
+	return countMessageEnc(EncodingFor(model), m)
+}
+
+func countMessageEnc(enc string, m providers.Message) int64 {
+	return tokensPerMessage + roleTokens(enc, m.Role) + countEnc(enc, m.Content)
 }
 
 // knownRoles are the roles whose counts are remembered (per encoding, in roleCounts): a fixed

@@ -40,6 +40,34 @@ func TestEncodingForPicksTheModelFamilysEncoding(t *testing.T) {
 	}
 }
 
+// EncodingFor keeps the choice for recent model names; whatever the order of names, colliding
+// ones included, and from several goroutines at once, it answers what the rules give.
+func TestEncodingForRemembersNamesWithoutChangingTheAnswer(t *testing.T) {
+	names := []string{"gpt-4o", "gpt-4", "GPT-4", "gpt-4 ", " gpt-4", "gpt-4o-mini", "gpt-4-turbo", "ft:gpt-3.5-turbo:a::b",
+		"openai/gpt-4-0613", "claude-sonnet-4-5", "", " ", "gpt-35-turbo", "text-embedding-3-small", "o3", "gpt-4.1",
+		strings.Repeat("gpt-4-", 30), strings.Repeat("x", 200) + "gpt-4-", "davinci-002", "babbage-002", "gpt-3.5"}
+	for i := range 64 { // many names per slot
+		names = append(names, "gpt-4-"+strconv.Itoa(i), "gpt-4o-"+strconv.Itoa(i))
+	}
+	var wg sync.WaitGroup
+	for g := range 4 {
+		wg.Go(func() {
+			for round := range 50 {
+				for k := range names {
+					name := names[(k*7+g+round)%len(names)]
+					if got, want := EncodingFor(name), encodingOf(name); got != want {
+						t.Errorf("EncodingFor(%q) = %s, want %s", name, got, want)
+						return
+					}
+				}
+			}
+		})
+	}
+	wg.Wait()
+	require.Equal(t, Cl100kBase, EncodingFor("gpt-4-turbo"))
+	require.Equal(t, O200kBase, EncodingFor("gpt-4o"))
+}
+
 func TestCountMatchesTheReferenceTokenizer(t *testing.T) {
 	tests := map[string]struct {
 		model string
@@ -83,6 +111,28 @@ func TestCountMessagesAddsOpenAIsPerMessageOverhead(t *testing.T) {
 	// 3 per message and 3 for the primed reply.
 	require.Equal(t, content+2*3+3, CountMessages("gpt-4o", msgs))
 	require.Equal(t, int64(3), CountMessages("gpt-4o", nil))
+}
+
+// CountMessages chooses the encoding once for all messages; the total must stay what each
+// message counts on its own, for every spelling of a model name and both encodings.
+func TestCountMessagesIsThePrimingPlusEachMessage(t *testing.T) {
+	msgs := []providers.Message{
+		{Role: "system", Content: strings.Repeat("नमस्ते, You are terse. ", 20)}, // long enough for the memo
+		{Role: "user", Content: "hello world"},
+		{Role: "developer", Content: "x"},
+		{Role: "tool", Content: ""},
+		{Role: "custom-role", Content: "\xff\xfe"},
+	}
+	for _, model := range []string{"gpt-4o", "GPT-4", " gpt-4-turbo ", "ft:gpt-3.5-turbo:org::id", "openai/gpt-4o-mini", "claude-3-5-sonnet", ""} {
+		want := int64(ReplyPrimingTokens)
+		for _, m := range msgs {
+			want += CountMessage(model, m)
+		}
+		for range 2 { // the second time through the memo
+			require.Equal(t, want, CountMessages(model, msgs), model)
+		}
+	}
+	require.NotEqual(t, CountMessages("gpt-4o", msgs), CountMessages("gpt-4", msgs), "each model gets its own encoding")
 }
 
 func TestCountIsSafeForConcurrentFirstUse(t *testing.T) {
@@ -153,4 +203,14 @@ func TestRoleTokensRemembersTheCountOfKnownRolesOnly(t *testing.T) {
 	require.Zero(t, testing.AllocsPerRun(100, func() {
 		_ = roleTokens(O200kBase, "assistant") + roleTokens(Cl100kBase, "user")
 	}))
+}
+
+var encodingSink string
+
+// BenchmarkEncodingFor is the encoding choice every count starts with (per message, and per
+// delta of a counted stream).
+func BenchmarkEncodingFor(b *testing.B) {
+	for b.Loop() {
+		encodingSink = EncodingFor("gpt-4o-mini")
+	}
 }

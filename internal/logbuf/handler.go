@@ -140,7 +140,7 @@ func (h *Handler) Line(t time.Time, level slog.Level, msg string) *Line {
 			b = appendString(b, "!ERROR:time.Time year outside of range [0,9999]")
 		}
 		b = append(b, '"')
-		b = t.AppendFormat(b, time.RFC3339Nano)
+		b = appendRFC3339Nano(b, t)
 		b = append(b, `",`...)
 	}
 	b = append(b, `"level":`...)
