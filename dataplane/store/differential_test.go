@@ -32,7 +32,9 @@ func TestRedisAndMemoryDecideEveryStepOfARandomWorkloadAlike(t *testing.T) {
 					{Kind: store.KindSlidingWindow, Key: "rl:{o1}:sw", Limit: 40, Window: 10 * time.Second, Cost: 1 + rng.Int64N(5)},
 					{Kind: store.KindTokenBucket, Key: "rl:{u:u1}:tb", Limit: 30, Window: 10 * time.Second, Burst: 10, Cost: rng.Int64N(4)},
 					{Kind: store.KindConcurrency, Key: "rl:{u:u1}:conc", Limit: 5, Cost: 1, TTL: 20 * time.Second},
-					{Kind: store.KindBudget, Key: budgetKeys[0], Limit: 50_000, Cost: rng.Int64N(3000), TTL: 15 * time.Second, Expire: 48 * time.Hour},
+					// A TTL of its own per admission: one that expires before those already
+					// reserved must lower the script's hint of the earliest expiry.
+					{Kind: store.KindBudget, Key: budgetKeys[0], Limit: 50_000, Cost: rng.Int64N(3000), TTL: time.Duration(1+rng.IntN(20)) * time.Second, Expire: 48 * time.Hour},
 					{Kind: store.KindBudget, Key: budgetKeys[1], Limit: 30_000, Cost: rng.Int64N(3000), TTL: 15 * time.Second, Expire: 48 * time.Hour, Shadow: rng.IntN(4) == 0},
 				}
 				rng.Shuffle(len(cs), func(i, j int) { cs[i], cs[j] = cs[j], cs[i] })

@@ -8,6 +8,7 @@ import (
 	"net"
 	"strconv"
 	"strings"
+	"sync/atomic"
 	"syscall"
 	"time"
 
@@ -31,7 +32,7 @@ var (
 
 // The scripts' SHA1s. Commands are built by hand (see [scriptArgs]) rather than with redis.Script,
 // so that strings and numbers go in as pointers (boxing a pointer allocates nothing) and the
-// admit reply is read straight into []int64.
+// admit reply (one string of packed int64s, see [replyInt]) is read without conversions.
 var (
 	admitSHA  = redis.NewScript(admitSrc).Hash()
 	settleSHA = redis.NewScript(settleSrc).Hash()
@@ -81,6 +82,26 @@ func (a *scriptArgs) num(v int64) any {
 
 func (a *scriptArgs) key(k string) { a.keys = append(a.keys, a.str(k)) }
 
+// onceTTL is how long an admission's marker lives (admit.lua, settle.lua op 9): it holds the
+// admission's reply until Settle replaces it with the settle's token, so that a retried or late
+// admission consumes nothing more and a retried settle charges nothing more. go-redis retries
+// within a call's deadline (seconds); a minute, like [FinishedTTL], also covers a first attempt
+// that a stalled server runs after its retry.
+const onceTTL = FinishedTTL
+
+// onceKey names the marker of admission id under one hash tag ("" when calls are not split by
+// tag), in the slot of the keys the call touches.
+func (r *Redis) onceKey(tag, id string) string {
+	if tag == "" {
+		return r.prefix + "aio:once:" + id
+	}
+	return r.prefix + "aio:once:{" + tag + "}:" + id
+}
+
+// settleSeq numbers Settle calls: each call's token (settle.lua op 9), unique among the calls of
+// one admission, which all come from this process.
+var settleSeq atomic.Int64
+
 // command returns the full EVALSHA (or, with eval, EVAL) argument list; the keys and arguments
 // must be complete. It reuses the slab: the arguments move down to follow the keys.
 func (a *scriptArgs) command(eval bool, sha, src *string) []any {
@@ -111,6 +132,10 @@ func isNoScript(err error) bool { return err != nil && redis.HasErrorPrefix(err,
 // (one in total on a single Redis or Sentinel, and on a Cluster when every key carries the same
 // tag); Settle is one pipelined round trip of settle.lua calls. Scripts are sent by SHA and fall
 // back to EVAL (which also loads them) on NOSCRIPT, e.g. after a failover or SCRIPT FLUSH.
+//
+// Every script call applies once, though go-redis sends a command again when its connection broke
+// before the reply arrived (Redis may have run it): the scripts keep a marker per admission and
+// hash tag (see [onceTTL]). Settle's marker uses SET … GET, so the server must be Redis 6.2 or later.
 //
 // Budget amounts are compared as Lua doubles, which are exact up to 2^53 nano-USD (≈ $9 million per
 // budget period); sums are kept by HINCRBY in exact 64-bit integers.
@@ -224,8 +249,9 @@ func DialRedis(ctx context.Context, url string, opts RedisOptions) (*Redis, erro
 // go-redis retries both on a fresh connection (MaxRetries, default 3; a URL with max_retries=-1
 // turns that off). The server never saw the command on the dead connection, so it runs once
 // (redis_conn_test.go breaks an idle connection both ways and counts the executions). A
-// connection that breaks while a command is in flight is a double-execution risk with or without
-// the check, which only looks at idle connections. TLS connections (rediss://) are not
+// connection that breaks while a command is in flight gets the command sent again with or without
+// the check, which only looks at idle connections; the scripts' markers make that second run
+// change nothing (see [onceTTL] and once_test.go). TLS connections (rediss://) are not
 // syscall.Conn, so go-redis never checked those and they are passed through unchanged.
 func opaqueDialer(dial func(ctx context.Context, network, addr string) (net.Conn, error)) func(context.Context, string, string) (net.Conn, error) {
 	return func(ctx context.Context, network, addr string) (net.Conn, error) {
@@ -383,20 +409,35 @@ func (r *Redis) Admit(ctx context.Context, req *AdmitRequest) (*AdmitResult, err
 type peekResult struct{ res *AdmitResult }
 
 func (r *Redis) admitGroup(ctx context.Context, req *AdmitRequest, g []int, out []CheckResult, peek *peekResult) (bool, error) {
-	sa := newScriptArgs(2*len(g), 2+8*len(g))
+	sa := newScriptArgs(2*len(g)+1, 3+5*len(g))
 	a := &sa
-	a.args = append(a.args, r.nowArg(), &req.ID)
+	a.args = append(a.args, r.nowArg(), &req.ID, a.num(onceTTL.Milliseconds()))
 	for _, i := range g {
 		c := &req.Checks[i]
 		r.scriptKeys(a, c)
-		var shadow any = "0" // constants box without allocating; a string variable would not
+		// The kind, plus 4 for a shadow check, then only what the kind uses (admit.lua).
+		code := int(c.Kind)
 		if c.Shadow {
-			shadow = "1"
+			code += 4
 		}
-		a.args = append(a.args, int(c.Kind), a.num(c.Limit), a.num(durUS(c.Window)), a.num(c.Burst), a.num(c.Cost), shadow,
-			a.num(durUS(c.TTL)), a.num(c.Expire.Milliseconds()))
+		a.args = append(a.args, code, a.num(c.Limit))
+		switch c.Kind {
+		case KindTokenBucket:
+			a.args = append(a.args, a.num(durUS(c.Window)), a.num(c.Burst), a.num(c.Cost))
+		case KindSlidingWindow:
+			a.args = append(a.args, a.num(durUS(c.Window)), a.num(c.Cost))
+		case KindConcurrency:
+			a.args = append(a.args, a.num(durUS(c.TTL)))
+		case KindBudget:
+			a.args = append(a.args, a.num(c.Cost), a.num(durUS(c.TTL)), a.num(c.Expire.Milliseconds()))
+		}
 	}
-	cmd := redis.NewIntSliceCmd(ctx, a.command(false, &admitSHA, &admitSrc)...)
+	tag := ""
+	if r.split {
+		tag = HashTag(req.Checks[g[0]].Key)
+	}
+	a.key(r.onceKey(tag, req.ID))
+	cmd := redis.NewStringCmd(ctx, a.command(false, &admitSHA, &admitSrc)...)
 	cmd.SetFirstKeyPos(3)
 	if peek == nil {
 		_ = r.c.Process(ctx, cmd)
@@ -417,7 +458,7 @@ func (r *Redis) admitGroup(ctx context.Context, req *AdmitRequest, g []int, out 
 		}
 	}
 	if isNoScript(cmd.Err()) { // not loaded (new server, failover): EVAL loads it
-		cmd = redis.NewIntSliceCmd(ctx, a.command(true, &admitSHA, &admitSrc)...)
+		cmd = redis.NewStringCmd(ctx, a.command(true, &admitSHA, &admitSrc)...)
 		cmd.SetFirstKeyPos(3)
 		_ = r.c.Process(ctx, cmd)
 	}
@@ -425,23 +466,50 @@ func (r *Redis) admitGroup(ctx context.Context, req *AdmitRequest, g []int, out 
 	if err != nil {
 		return false, fmt.Errorf("failed to run admit script: %w", err)
 	}
-	if len(v) != 1+7*len(g) {
-		return false, fmt.Errorf("failed to run admit script: %d values for %d checks", len(v), len(g))
+	// admit.lua's reply: allowed_all, per check allowed and remaining and, by kind, retry and
+	// reset or spent and reserved, then the time. The rest follows from these.
+	want := 2
+	for _, i := range g {
+		want += replyValues(req.Checks[i].Kind)
 	}
-	for j, i := range g {
-		p := v[1+7*j:]
-		out[i] = CheckResult{
-			Evaluated:  true,
-			Allowed:    p[0] == 1,
-			Consumed:   p[1] == 1,
-			Remaining:  p[2],
-			RetryAfter: time.Duration(p[3]),
-			Reset:      time.Duration(p[4]),
-			Spent:      p[5],
-			Reserved:   p[6],
+	if len(v) != 8*want {
+		return false, fmt.Errorf("failed to run admit script: %d bytes for %d checks", len(v), len(g))
+	}
+	all := replyInt(v, 0) == 1
+	p := 8
+	for _, i := range g {
+		c := &req.Checks[i]
+		allowed := replyInt(v, p) == 1
+		res := CheckResult{Evaluated: true, Allowed: allowed, Consumed: all && allowed, Remaining: replyInt(v, p+8)}
+		switch c.Kind {
+		case KindTokenBucket, KindSlidingWindow:
+			res.RetryAfter, res.Reset = time.Duration(replyInt(v, p+16)), time.Duration(replyInt(v, p+24))
+		case KindConcurrency:
+			if !allowed {
+				res.RetryAfter = time.Second
+			}
+		case KindBudget:
+			res.Spent, res.Reserved = replyInt(v, p+16), replyInt(v, p+24)
 		}
+		out[i] = res
+		p += 8 * replyValues(c.Kind)
 	}
-	return v[0] == 1, nil
+	return all, nil
+}
+
+// replyValues is how many values admit.lua replies for a check of kind k.
+func replyValues(k CheckKind) int {
+	if k == KindConcurrency {
+		return 2
+	}
+	return 4
+}
+
+// replyInt reads the little-endian int64 at v[i:] (admit.lua packs its reply so).
+func replyInt(v string, i int) int64 {
+	_ = v[i+7]
+	return int64(uint64(v[i]) | uint64(v[i+1])<<8 | uint64(v[i+2])<<16 | uint64(v[i+3])<<24 |
+		uint64(v[i+4])<<32 | uint64(v[i+5])<<40 | uint64(v[i+6])<<48 | uint64(v[i+7])<<56)
 }
 
 // rollback gives back what the groups consumed (a later tag refused or failed).
@@ -468,10 +536,11 @@ type settleCall struct {
 	scriptArgs
 }
 
-// op starts an op; kind is a constant ("1"…"8"), passed boxed so that it costs no allocation.
-func (sc *settleCall) op(kind any, k1, k2 any, nargs int) {
+// op starts an op; kind is a constant ("1"…"9"), passed boxed so that it costs no allocation.
+// Its arguments follow, as many as settle.lua's sizes say for the kind.
+func (sc *settleCall) op(kind any, k1, k2 any) {
 	sc.keys = append(sc.keys, k1, k2)
-	sc.args = append(sc.args, kind, nargs)
+	sc.args = append(sc.args, kind)
 }
 
 // Settle implements [Store]: one settle.lua call per tag, all in one pipeline.
@@ -511,6 +580,7 @@ type settleBuilder struct {
 	r     *Redis
 	s     *Settlement
 	mode  string
+	token int64 // a plain settle's (settle.lua op 9)
 	calls []*settleCall
 	// per sizes a new call's arenas: the ops of the settlement plus the ledgers.
 	per int
@@ -534,12 +604,16 @@ func (b *settleBuilder) call(key string) *settleCall {
 			ttl = FinishedTTL
 		}
 		pk := sc.str(b.r.progressKey(tag, b.s.ID))
-		sc.op("6", pk, pk, 2)
+		sc.op("6", pk, pk)
 		var mode any = settleCheckpoint
 		if b.mode == settleFinal {
 			mode = settleFinal
 		}
 		sc.args = append(sc.args, mode, sc.num(ttl.Milliseconds()))
+	} else {
+		mk := sc.str(b.r.onceKey(tag, b.s.ID))
+		sc.op("9", mk, mk)
+		sc.args = append(sc.args, sc.num(b.token), sc.num(onceTTL.Milliseconds()))
 	}
 	b.calls = append(b.calls, sc)
 	return sc
@@ -547,6 +621,9 @@ func (b *settleBuilder) call(key string) *settleCall {
 
 func (r *Redis) settle(ctx context.Context, s *Settlement, mode string) error {
 	b := settleBuilder{r: r, s: s, mode: mode, per: len(s.Ops) + 3}
+	if mode == settlePlain {
+		b.token = settleSeq.Add(1)
+	}
 	for i := range s.Ops {
 		op := &s.Ops[i]
 		if mode == settleCheckpoint && op.Kind != KindBudget && op.Kind != KindConcurrency {
@@ -557,14 +634,14 @@ func (r *Redis) settle(ctx context.Context, s *Settlement, mode string) error {
 			if op.Consumed && op.Actual != op.Cost {
 				sc := b.call(op.Key)
 				k := sc.str(r.prefix + op.Key)
-				sc.op("1", k, k, 3)
+				sc.op("1", k, k)
 				sc.args = append(sc.args, sc.num(op.Limit), sc.num(durUS(op.Window)), sc.num(op.Actual-op.Cost))
 			}
 		case KindSlidingWindow:
 			if op.Consumed && op.Actual != op.Cost {
 				sc := b.call(op.Key)
 				k1, k2 := r.keys(&op.Check)
-				sc.op("2", sc.str(k1), sc.str(k2), 2)
+				sc.op("2", sc.str(k1), sc.str(k2))
 				sc.args = append(sc.args, sc.num(op.Cost), sc.num(op.Actual))
 			}
 		case KindConcurrency:
@@ -574,13 +651,13 @@ func (r *Redis) settle(ctx context.Context, s *Settlement, mode string) error {
 				if op.TTL > 0 {
 					sc := b.call(op.Key)
 					k := sc.str(r.prefix + op.Key)
-					sc.op("8", k, k, 1)
+					sc.op("8", k, k)
 					sc.args = append(sc.args, sc.num(durUS(op.TTL)))
 				}
 			default:
 				sc := b.call(op.Key)
 				k := sc.str(r.prefix + op.Key)
-				sc.op("3", k, k, 0)
+				sc.op("3", k, k)
 			}
 		case KindBudget:
 			var consumed any = "0"
@@ -589,7 +666,7 @@ func (r *Redis) settle(ctx context.Context, s *Settlement, mode string) error {
 			}
 			sc := b.call(op.Key)
 			k1, k2 := r.keys(&op.Check)
-			sc.op("4", sc.str(k1), sc.str(k2), 5)
+			sc.op("4", sc.str(k1), sc.str(k2))
 			sc.args = append(sc.args, consumed, sc.num(op.Cost), sc.num(op.Actual), sc.num(op.Expire.Milliseconds()), sc.num(durUS(op.TTL)))
 		}
 	}
@@ -692,7 +769,7 @@ func (r *Redis) ledgerOp(b *settleBuilder, tag, hour string, u *UsageRecord, fie
 	key := r.ledgerKeyOf(tag, hour)
 	sc := b.call(key)
 	k := sc.str(key)
-	sc.op("5", k, k, 7)
+	sc.op("5", k, k)
 	sc.args = append(sc.args, sc.num(LedgerRetention.Milliseconds()),
 		&fields[0], sc.num(u.Requests), &fields[1], sc.num(u.Tokens), &fields[2], sc.num(u.Cost))
 }
@@ -703,7 +780,7 @@ func (r *Redis) ledgerTotalOp(b *settleBuilder, tag, hour string, u *UsageRecord
 	key := r.ledgerKeyOf(tag, hour)
 	sc := b.call(key)
 	k := sc.str(key)
-	sc.op("7", k, k, 6)
+	sc.op("7", k, k)
 	sc.args = append(sc.args, sc.num(LedgerRetention.Milliseconds()), sc.str("l"+tag),
 		sc.num(u.Requests), sc.num(u.Tokens), sc.num(u.Cost), sc.str(cellPrefix))
 }
@@ -721,7 +798,7 @@ func (r *Redis) Budgets(ctx context.Context, keys []string) ([]BudgetState, erro
 		for i, k := range keys {
 			k1, k2 := r.keys(&Check{Key: k})
 			spent[i] = p.HGet(ctx, k1, "spent")
-			live[i] = p.ZRangeByScore(ctx, k2, &redis.ZRangeBy{Min: after, Max: "+inf"})
+			live[i] = p.ZRangeByScore(ctx, k2, &redis.ZRangeBy{Min: after, Max: "(+inf"}) // not "~"'s +inf
 		}
 		return nil
 	})
