@@ -454,6 +454,29 @@ func TestCostsBreakDownAndForecastTheMonth(t *testing.T) {
 	})
 }
 
+// Org names are free-form: an org called "global" is reported on its own and counted once in
+// the totals across orgs.
+func TestAnOrgNamedGlobalIsReportedOnItsOwnAndCountedOnce(t *testing.T) {
+	stores(t, func(t *testing.T, st store.Store, clock *storetest.FakeClock) {
+		g, _ := newGov(st, clock)
+		for org, cost := range map[string]string{store.GlobalTag: "2", "o1": "3"} {
+			req := chatReq("alice", usd(cost))
+			req.Org = org
+			d, err := g.Admit(t.Context(), nil, req)
+			require.NoError(t, err)
+			require.NoError(t, g.Settle(t.Context(), req, d.Ticket, charge(usd(cost), 10, 10)))
+		}
+		for q, want := range map[governor.Query]money.Nanos{{Org: store.GlobalTag}: usd("2"), {Org: "o1"}: usd("3"), {}: usd("5")} {
+			rep, err := g.Costs(t.Context(), q)
+			require.NoError(t, err)
+			require.Equal(t, want, rep.Total, "costs of org %q", q.Org)
+			u, err := g.Usage(t.Context(), nil, q)
+			require.NoError(t, err)
+			require.Equal(t, want, u.Cost, "usage of org %q", q.Org)
+		}
+	})
+}
+
 func TestLimitsAcrossClusterSlotsRefuseWithoutReservingInTheOtherSlot(t *testing.T) {
 	st, clock := storetest.NewRedisStore(true)(t) // one call per hash tag, as on a Redis Cluster
 	g, _ := newGov(st, clock)

@@ -92,9 +92,9 @@ func (g *gov) ledger(ctx context.Context, tag string, from, to time.Time) ([]sto
 
 // filterCell is the ledger tag and cell of a query's subject: a user, an API key, an org or all.
 func filterCell(q Query) (tag string, k store.LedgerKey) {
-	tag = q.Org
-	if tag == "" {
-		tag = store.GlobalTag
+	tag = store.GlobalTag
+	if q.Org != "" {
+		tag = store.OrgTag(q.Org)
 	}
 	switch {
 	case q.User != "":
@@ -151,7 +151,7 @@ func (g *gov) Usage(ctx context.Context, snap *config.Snapshot, q Query) (*Usage
 		// (a user's spans every org the user acts in) from the global one.
 		ltag := store.GlobalTag
 		if b.Scope == config.ScopeOrg {
-			ltag = q.Org
+			ltag = store.OrgTag(q.Org)
 		}
 		for _, l := range b.Limits {
 			_, end, label := PeriodBounds(now, location(b.TimeZone), l.Period)

@@ -33,15 +33,15 @@ type Memory struct {
 	cache     *memKV
 }
 
-// memHour is one hour of the ledger. cells is the global ledger; an org's ledger is byOrg[org],
-// the cells whose key names the org (a record without an org is in the global ledger only).
+// memHour is one hour of the ledger. cells is the global ledger; an org's ledger is
+// byOrg[OrgTag(org)], the cells whose key names the org (a record without an org is in the
+// global ledger only).
 type memHour struct {
 	cells map[string]*memCell
 	byOrg map[string][]*memCell
 }
 
-// memCell is a detail cell. A record of an org named like the global tag is added to it twice:
-// once for the org's ledger and once for the global one, which are then the same ledger.
+// memCell is a detail cell.
 type memCell struct {
 	key string
 	Totals
@@ -647,14 +647,11 @@ func (m *Memory) addUsage(u *UsageRecord) {
 		c = &memCell{key: string(k)}
 		hour.cells[c.key] = c
 		if u.Org != "" {
-			hour.byOrg[u.Org] = append(hour.byOrg[u.Org], c)
+			tag := OrgTag(u.Org)
+			hour.byOrg[tag] = append(hour.byOrg[tag], c)
 		}
 	}
-	t := Totals{Requests: u.Requests, Tokens: u.Tokens, Cost: u.Cost}
-	c.Add(t)
-	if u.Org == GlobalTag {
-		c.Add(t)
-	}
+	c.Add(Totals{Requests: u.Requests, Tokens: u.Tokens, Cost: u.Cost})
 }
 
 // Budgets implements [Store].

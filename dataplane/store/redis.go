@@ -675,14 +675,14 @@ func (r *Redis) settle(ctx context.Context, s *Settlement, mode string) error {
 		if mode == settlePlain {
 			fields := ledgerFields(u)
 			if u.Org != "" {
-				r.ledgerOp(&b, u.Org, hour, u, &fields)
+				r.ledgerOp(&b, OrgTag(u.Org), hour, u, &fields)
 			}
 			r.ledgerOp(&b, GlobalTag, hour, u, &fields)
 		} else {
 			cell := detailCell(u)
 			prefix := cell.Dim + KeySep + cell.Key + KeySep
 			if u.Org != "" {
-				r.ledgerTotalOp(&b, u.Org, hour, u, prefix)
+				r.ledgerTotalOp(&b, OrgTag(u.Org), hour, u, prefix)
 			}
 			r.ledgerTotalOp(&b, GlobalTag, hour, u, prefix)
 		}

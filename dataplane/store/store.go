@@ -230,6 +230,17 @@ const KeySep = "\x1f"
 // GlobalTag is the ledger tag of usage across all orgs.
 const GlobalTag = "global"
 
+// OrgTag is the ledger tag of org's usage: the org's name, unless the name is [GlobalTag] or
+// begins with "~", which gets a "~" in front. Org names are free-form, so an org called "global"
+// would otherwise share the global ledger (and be counted in it twice); with the prefix no two
+// orgs, and no org and all orgs, share a ledger.
+func OrgTag(org string) string {
+	if org == GlobalTag || strings.HasPrefix(org, "~") {
+		return "~" + org
+	}
+	return org
+}
+
 // LedgerRetention is how long ledger hours are kept: a little over a year, so that a "last 365
 // days" report and a year-over-year monthly comparison both work.
 const LedgerRetention = 400 * 24 * time.Hour

@@ -348,6 +348,35 @@ var cases = []testCase{
 		require.Equal(t, time.Minute, r.Results[0].RetryAfter)
 		require.True(t, admit(t, st, NewID(), w(100)).Allowed)
 	}},
+	{"an org named like the global ledger, or like another org's tag, has a ledger of its own", func(t *testing.T, st store.Store, clock *FakeClock) {
+		orgs := []string{store.GlobalTag, "~" + store.GlobalTag, "~~" + store.GlobalTag, "acme"}
+		hour := Start.Add(time.Hour)
+		for i, org := range orgs {
+			n := int64(i + 1)
+			u := &store.UsageRecord{At: Start, User: "u1", Org: org, APIKey: "ns/key", Model: "gpt-4o", Provider: "ns/p",
+				Requests: 1, Tokens: 10 * n, Cost: 1_000 * n}
+			require.NoError(t, st.Settle(t.Context(), &store.Settlement{ID: NewID(), Usage: u}))
+			// A stream of the same org, recorded by two checkpoints and its final settle.
+			id := NewID()
+			for _, f := range []int64{1, 2} {
+				u := *u
+				u.Tokens, u.Cost = f*u.Tokens, f*u.Cost
+				require.NoError(t, st.Checkpoint(t.Context(), progress(id, nil, nil, &u)))
+			}
+			final := *u
+			final.Tokens, final.Cost = 3*u.Tokens, 3*u.Cost
+			require.NoError(t, st.Settle(t.Context(), progress(id, nil, nil, &final)))
+		}
+		var all store.Totals
+		for i, org := range orgs {
+			n := int64(i + 1)
+			want := store.Totals{Requests: 2, Tokens: 40 * n, Cost: 4_000 * n}
+			require.Equal(t, want, ledgerTotal(t, st, store.OrgTag(org), store.LedgerKey{Dim: store.DimTotal}, Start, hour), "org %q", org)
+			require.Equal(t, want, ledgerTotal(t, st, store.GlobalTag, store.LedgerKey{Dim: store.DimOrg, Key: org}, Start, hour), "org %q", org)
+			all.Add(want)
+		}
+		require.Equal(t, all, ledgerTotal(t, st, store.GlobalTag, store.LedgerKey{Dim: store.DimTotal}, Start, hour), "every org once")
+	}},
 	{"the ledger sums usage exactly per hour and dimension", func(t *testing.T, st store.Store, clock *FakeClock) {
 		rng := rand.New(rand.NewPCG(1, 2))
 		users, models := []string{"u1", "u2", "u3"}, []string{"gpt-4o", "llama3:8b"}
