@@ -191,52 +191,11 @@ func NewRedis(c redis.UniversalClient, opts RedisOptions) *Redis {
 // hundreds of connections per replica at the start of a burst.
 const DefaultPoolSize = 128
 
-// DialRedis connects to url (redis://[user:pass@]host:port/db or rediss://…) with timeouts suited to
-// the request path (a store call must fail fast so the fail mode can apply), and checks it answers.
-// For Sentinel or Cluster, build a redis.UniversalClient (with ContextTimeoutEnabled, so that
-// context deadlines bound each call) and use [NewRedis].
+// DialRedis connects to one Redis server at url (redis://[user:pass@]host:port/db or
+// rediss://…) with the request path's defaults and checks that it answers: [Dial] with
+// [TopologySingle].
 func DialRedis(ctx context.Context, url string, opts RedisOptions) (*Redis, error) {
-	o, err := redis.ParseURL(url)
-	if err != nil {
-		return nil, fmt.Errorf("failed to parse redis url: %w", err)
-	}
-	if !strings.Contains(url, "dial_timeout") {
-		o.DialTimeout = 500 * time.Millisecond
-	}
-	if !strings.Contains(url, "read_timeout") {
-		o.ReadTimeout = time.Second // a backstop: callers' context deadlines are tighter
-	}
-	if !strings.Contains(url, "write_timeout") {
-		o.WriteTimeout = time.Second
-	}
-	// Honour context deadlines on the socket, so a hung server costs a request its caller's
-	// timeout (the governor's AdmitTimeout), not ReadTimeout.
-	o.ContextTimeoutEnabled = true
-	// A refused connection should reach the fail mode at once, not after go-redis's default five
-	// dial attempts 100ms apart.
-	o.DialerRetries, o.DialerRetryTimeout = 1, 10*time.Millisecond
-	if !strings.Contains(url, "pool_size") {
-		o.PoolSize = DefaultPoolSize
-	}
-	// RESP2 unless the URL asks for a protocol: the store uses no push notifications, client-side
-	// caching or maintenance notifications, which are what RESP3 is for (go-redis otherwise turns
-	// maintenance notifications on, with a pool hook on every connection use).
-	if !strings.Contains(url, "protocol=") {
-		o.Protocol = 2
-	}
-	// Under RESP3 push notifications may wait on idle connections, which go-redis finds with the
-	// health check that opaqueDialer skips; keep it there.
-	if o.Protocol == 2 {
-		o.Dialer = opaqueDialer(redis.NewDialer(o))
-	}
-	c := redis.NewClient(o)
-	if err := c.Ping(ctx).Err(); err != nil {
-		_ = c.Close()
-		return nil, fmt.Errorf("failed to reach redis: %w", err)
-	}
-	r := NewRedis(c, opts)
-	r.owned = true
-	return r, nil
+	return Dial(ctx, TopologySingle, url, opts)
 }
 
 // opaqueDialer dials with dial and hides the connection's file descriptor from go-redis.

@@ -82,7 +82,7 @@ func TestDialRedisConnectsOrSaysWhyNot(t *testing.T) {
 	require.NoError(t, st.Close())
 
 	_, err = store.DialRedis(t.Context(), "http://nope", store.RedisOptions{})
-	require.ErrorContains(t, err, "failed to parse redis url")
+	require.ErrorContains(t, err, "invalid single redis url")
 	_, err = store.DialRedis(t.Context(), "redis://127.0.0.1:1/0", store.RedisOptions{})
 	require.ErrorContains(t, err, "failed to reach redis")
 }
