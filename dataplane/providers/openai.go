@@ -311,6 +311,13 @@ func (o *openAI) stream(c *call) *httpStream {
 	sse := newSSEReaderSize(s.body(), maxLineBytes, relayLineBuffer)
 	sse.reuse = true // a chunk's data is decoded (copied) before the next is read
 	finished := false
+	// One chunk value for the whole stream (as anthropic's), with its choices' array kept from
+	// chunk to chunk: a fresh value per chunk allocated both every time, ~130 B and 2 allocations
+	// a chunk, a third of the garbage 1 000 held streams made (~0.35 of ~1 MiB/s, which walks the
+	// heap up to the GC's goal while they are open). The array's elements are cleared before each
+	// decode: the decoder, as encoding/json, decodes into them, and a field a chunk omits must
+	// read as unset.
+	ch := new(oaiChunk)
 	s.next = func() (string, error) {
 		ev, err := sse.Next()
 		if errors.Is(err, io.EOF) {
@@ -325,8 +332,10 @@ func (o *openAI) stream(c *call) *httpStream {
 		if string(ev.Data) == "[DONE]" {
 			return "", io.EOF
 		}
-		var ch oaiChunk
-		if err := unmarshalFast(ev.Data, &ch); err != nil {
+		choices := ch.Choices[:cap(ch.Choices)]
+		clear(choices)
+		*ch = oaiChunk{Choices: choices[:0]}
+		if err := unmarshalFast(ev.Data, ch); err != nil {
 			return "", malformed(o.name, "undecodable stream chunk", err)
 		}
 		if ch.Error != nil {
