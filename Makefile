@@ -79,10 +79,15 @@ dev: ## Run the gateway standalone on the embedded store with the no-key sample 
 
 ##@ Build
 
+# DATAPLANE_BUILD_FLAGS: nomsgpack leaves gin's MessagePack binding and renderer (the ugorji codec,
+# which the data plane never uses) out of the binary: 9 MB smaller, 2-3 MiB less resident at
+# start. hack/bench builds the data plane it measures with the same flags (hack/bench/procs.go).
+DATAPLANE_BUILD_FLAGS ?= -tags=nomsgpack
+
 .PHONY: build
 build: manifests generate ## Build the manager and data-plane binaries.
 	go build -o $(LOCALBIN)/manager ./cmd/manager
-	go build -o $(LOCALBIN)/dataplane ./cmd/dataplane
+	go build $(DATAPLANE_BUILD_FLAGS) -o $(LOCALBIN)/dataplane ./cmd/dataplane
 
 .PHONY: run
 run: manifests generate ## Run the manager against the current kubeconfig.

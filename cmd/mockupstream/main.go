@@ -7,10 +7,15 @@
 //
 // With --kind openai the gateway's AIProvider uses baseURL http://ADDR/v1 (type openai or
 // openai-compatible); any non-empty key is accepted unless --api-key is set.
+//
+// With --tls-cert-out FILE it serves HTTPS with HTTP/2, as hosted providers do, on a
+// self-signed certificate for 127.0.0.1 made at start and written to FILE (PEM); clients trust
+// it through SSL_CERT_FILE=FILE, which Go reads on Linux instead of the system roots.
 package main
 
 import (
 	"context"
+	"crypto/tls"
 	"errors"
 	"flag"
 	"fmt"
@@ -48,6 +53,7 @@ func Run(ctx context.Context, args []string, out io.Writer) error {
 	chunks := fs.Int("chunks", 0, "number of streamed chunks (0 = one per word)")
 	promptTokens := fs.Int64("prompt-tokens", 0, "prompt tokens to report (0 = words of the request)")
 	completionTokens := fs.Int64("completion-tokens", 0, "completion tokens to report (0 = words of the reply)")
+	certOut := fs.String("tls-cert-out", "", "serve HTTPS (HTTP/2) on a self-signed certificate for 127.0.0.1 made at start, written (PEM) to this file for clients to trust")
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
@@ -70,9 +76,27 @@ func Run(ctx context.Context, args []string, out io.Writer) error {
 		return fmt.Errorf("failed to listen on %s: %w", *addr, err)
 	}
 	srv := &http.Server{Handler: fake, ReadHeaderTimeout: 10 * time.Second}
-	fmt.Fprintf(out, "listening on http://%s\n", ln.Addr())
+	scheme := "http"
+	if *certOut != "" {
+		cert, err := selfSignedCert(*certOut)
+		if err != nil {
+			_ = ln.Close()
+			return err
+		}
+		// ServeTLS offers h2 before http/1.1, so a client that speaks HTTP/2 (Go's transport
+		// does over TLS) gets it, as from a hosted provider's front end.
+		srv.TLSConfig = &tls.Config{Certificates: []tls.Certificate{cert}}
+		scheme = "https"
+	}
+	fmt.Fprintf(out, "listening on %s://%s\n", scheme, ln.Addr())
 	errc := make(chan error, 1)
-	go func() { errc <- srv.Serve(ln) }()
+	go func() {
+		if srv.TLSConfig != nil {
+			errc <- srv.ServeTLS(ln, "", "")
+			return
+		}
+		errc <- srv.Serve(ln)
+	}()
 	select {
 	case err := <-errc:
 		return fmt.Errorf("failed to serve: %w", err)

@@ -212,3 +212,21 @@ func TestProcCountersReadThisProcess(t *testing.T) {
 	require.GreaterOrEqual(t, slept, int64(20))
 	require.GreaterOrEqual(t, ctxSwitchDelta(cs0, cs1).voluntary, slept)
 }
+
+// TestTheBenchBuildsTheDataPlaneAsTheMakefileDoes keeps the measured binary the shipped one: the
+// flags of the Makefile's DATAPLANE_BUILD_FLAGS must be the bench's dataplaneBuildFlags.
+func TestTheBenchBuildsTheDataPlaneAsTheMakefileDoes(t *testing.T) {
+	b, err := os.ReadFile("../../Makefile")
+	require.NoError(t, err)
+	var flags []string
+	found := false
+	for line := range strings.SplitSeq(string(b), "\n") {
+		if v, ok := strings.CutPrefix(line, "DATAPLANE_BUILD_FLAGS ?="); ok {
+			flags, found = strings.Fields(v), true
+		}
+	}
+	require.True(t, found, "the Makefile must define DATAPLANE_BUILD_FLAGS ?= ...")
+	require.Contains(t, string(b), "go build $(DATAPLANE_BUILD_FLAGS) -o $(LOCALBIN)/dataplane ./cmd/dataplane",
+		"the Makefile's data plane build line must use DATAPLANE_BUILD_FLAGS")
+	require.Equal(t, flags, dataplaneBuildFlags)
+}

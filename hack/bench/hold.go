@@ -3,6 +3,7 @@ package main
 import (
 	"context"
 	"fmt"
+	"path/filepath"
 	"strconv"
 	"strings"
 	"time"
@@ -26,36 +27,52 @@ type holdResult struct {
 }
 
 type holdReport struct {
-	n       int
-	hold    time.Duration
+	n    int
+	hold time.Duration
+	// tls says the mock served HTTPS with HTTP/2 (--hold-tls).
+	tls     bool
 	results []holdResult
 }
 
 // holdStreams holds n streams open at once for about hold each, through the floor and the data
 // plane in front of a slow mock (its own process: 50 chunks spread over hold), and reports each
 // process's peak RSS — the memory target is stated with 1 000 open streams.
+//
+// With --hold-tls the mock serves HTTPS with HTTP/2 on a certificate it makes at start, which
+// the floor and the data plane both trust through SSL_CERT_FILE (Go reads it on Linux in place
+// of the system roots), so neither needs an option of its own: the held streams then share a
+// few upstream connections, as with a hosted provider, instead of holding one each.
 func holdStreams(ctx context.Context, o options, pm *procs, bins map[string]string, root, tmp string, w *workload) (*holdReport, error) {
 	delay := o.holdFor / 50
-	mock, err := pm.startListening(ctx, "slow-mock", bins["mockupstream"], "--addr", "127.0.0.1:0", "--kind", "openai",
-		"--chunks", "50", "--chunk-delay", delay.String())
+	mockArgs := []string{"--addr", "127.0.0.1:0", "--kind", "openai", "--chunks", "50", "--chunk-delay", delay.String()}
+	var env []string
+	if o.holdTLS {
+		cert := filepath.Join(tmp, "slow-mock-cert.pem")
+		mockArgs = append(mockArgs, "--tls-cert-out", cert)
+		env = []string{"SSL_CERT_FILE=" + cert}
+	}
+	mock, err := pm.startListening(ctx, "slow-mock", bins["mockupstream"], mockArgs...)
 	if err != nil {
 		return nil, err
 	}
 	defer pm.stop(mock)
-	floor, err := pm.startListening(ctx, "slow-floor", bins["floor"], "--addr", "127.0.0.1:0", "--upstream", mock.url)
+	if o.holdTLS && !strings.HasPrefix(mock.url, "https://") {
+		return nil, fmt.Errorf("the slow mock serves %s, want https", mock.url)
+	}
+	floor, err := pm.startListeningEnv(ctx, "slow-floor", bins["floor"], env, "--addr", "127.0.0.1:0", "--upstream", mock.url)
 	if err != nil {
 		return nil, err
 	}
 	defer pm.stop(floor)
 	targets := []*proc{floor}
-	dp, err := startDataplane(ctx, pm, "slow-dataplane", bins["dataplane"], root, tmp, mock.url, "", o.dataplaneLog)
+	dp, err := startDataplane(ctx, pm, "slow-dataplane", bins["dataplane"], root, tmp, mock.url, "", o.dataplaneLog, env...)
 	if err != nil {
 		return nil, err
 	}
 	defer pm.stop(dp)
 	targets = append(targets, dp)
 	if o.redisURL != "" {
-		dpr, err := startDataplane(ctx, pm, "slow-dataplane+redis", bins["dataplane"], root, tmp, mock.url, o.redisURL, o.dataplaneLog)
+		dpr, err := startDataplane(ctx, pm, "slow-dataplane+redis", bins["dataplane"], root, tmp, mock.url, o.redisURL, o.dataplaneLog, env...)
 		if err != nil {
 			return nil, err
 		}
@@ -72,14 +89,14 @@ func holdStreams(ctx context.Context, o options, pm *procs, bins map[string]stri
 		}
 		pprofAddr = "127.0.0.1:" + strconv.Itoa(port)
 		dpp, err := startDataplane(ctx, pm, "slow-dataplane-pprof", bins["dataplane-pprof"], root, tmp, mock.url, o.redisURL, o.dataplaneLog,
-			"BENCH_PPROF_ADDR="+pprofAddr, "BENCH_MEMPROFILE_RATE=2048")
+			append([]string{"BENCH_PPROF_ADDR=" + pprofAddr, "BENCH_MEMPROFILE_RATE=2048"}, env...)...)
 		if err != nil {
 			return nil, err
 		}
 		defer pm.stop(dpp)
 		targets = append(targets, dpp)
 	}
-	rep := &holdReport{n: o.holdStreams, hold: o.holdFor}
+	rep := &holdReport{n: o.holdStreams, hold: o.holdFor, tls: o.holdTLS}
 	for _, t := range targets {
 		// Warm up (tokenizer, connection pools) with a few streams, then measure from there.
 		if _, err := runGo(ctx, true, t.url, 4, o.holdFor+time.Second, w); err != nil {
@@ -110,7 +127,7 @@ func holdStreams(ctx context.Context, o options, pm *procs, bins map[string]stri
 		}()
 		profiled := make(chan error, 1)
 		if pprofAddr != "" && strings.HasSuffix(t.Name, "-pprof") {
-			go func() { profiled <- profileHeld(ctx, o, root, pprofAddr, o.holdStreams, &hr) }()
+			go func() { profiled <- profileHeld(ctx, o, root, pprofAddr, t.PID, o.holdStreams, &hr) }()
 		} else {
 			profiled <- nil
 		}
@@ -133,7 +150,11 @@ func holdStreams(ctx context.Context, o options, pm *procs, bins map[string]stri
 
 func (r *holdReport) markdown() string {
 	var b strings.Builder
-	fmt.Fprintf(&b, "### %d streams held open at once (mock: 50 chunks over %s)\n\n", r.n, r.hold)
+	upstream := "HTTP/1.1: one upstream connection per stream"
+	if r.tls {
+		upstream = "HTTPS with HTTP/2: the streams share a few upstream connections"
+	}
+	fmt.Fprintf(&b, "### %d streams held open at once (mock: 50 chunks over %s; %s)\n\n", r.n, r.hold, upstream)
 	b.WriteString("| target | streams completed | errors | most open at once | TTFB p50 | TTFB p99 | RSS before MiB | peak RSS MiB | RSS / anonymous RSS with the most open, MiB | per stream KiB |\n|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|\n")
 	for _, x := range r.results {
 		per := float64(x.peak-x.idleRSS) / 1024 / float64(max(x.streams, 1))

@@ -63,6 +63,7 @@ type options struct {
 	holdStreams  int
 	holdFor      time.Duration
 	holdProfile  bool
+	holdTLS      bool
 }
 
 func parseFlags(args []string) (options, error) {
@@ -92,6 +93,7 @@ func parseFlags(args []string) (options, error) {
 	fs.IntVar(&o.holdStreams, "hold-streams", 0, "also hold this many streams open at once (e.g. 1000) and report peak RSS")
 	fs.DurationVar(&o.holdFor, "hold-for", 5*time.Second, "how long each held stream lasts")
 	fs.BoolVar(&o.holdProfile, "hold-profile", false, "with --hold-streams: also hold them through a pprof build of the data plane and save its heap and goroutine profiles while they are open")
+	fs.BoolVar(&o.holdTLS, "hold-tls", false, "with --hold-streams: the slow mock serves HTTPS with HTTP/2, as hosted providers do (a self-signed certificate the floor and the data plane trust through SSL_CERT_FILE)")
 	if err := fs.Parse(args); err != nil {
 		return o, err
 	}

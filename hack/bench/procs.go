@@ -24,6 +24,11 @@ import (
 // the binary that is measured is exactly cmd/dataplane as shipped.
 const pprofOverlay = "hack/bench/overlay/pprof.go.txt"
 
+// dataplaneBuildFlags are the flags the Makefile builds the shipped data plane with
+// (DATAPLANE_BUILD_FLAGS), so that the binary measured here is the one that ships; a test checks
+// that the two agree.
+var dataplaneBuildFlags = []string{"-tags=nomsgpack"}
+
 // build compiles the three programs into dir (a measured process must be the program itself,
 // not `go run`, whose child would escape the CPU and memory accounting).
 func build(ctx context.Context, root, dir string, profile bool) (map[string]string, error) {
@@ -35,7 +40,11 @@ func build(ctx context.Context, root, dir string, profile bool) (map[string]stri
 	out := map[string]string{}
 	for name, pkg := range bins {
 		path := filepath.Join(dir, name)
-		if err := goBuild(ctx, root, path, pkg); err != nil {
+		var flags []string
+		if name == "dataplane" {
+			flags = dataplaneBuildFlags
+		}
+		if err := goBuild(ctx, root, path, pkg, flags...); err != nil {
 			return nil, err
 		}
 		out[name] = path
@@ -50,7 +59,7 @@ func build(ctx context.Context, root, dir string, profile bool) (map[string]stri
 			return nil, fmt.Errorf("failed to write the build overlay: %w", err)
 		}
 		path := filepath.Join(dir, "dataplane-pprof")
-		if err := goBuild(ctx, root, path, "./cmd/dataplane", "-overlay", of); err != nil {
+		if err := goBuild(ctx, root, path, "./cmd/dataplane", append([]string{"-overlay", of}, dataplaneBuildFlags...)...); err != nil {
 			return nil, err
 		}
 		out["dataplane-pprof"] = path
@@ -115,10 +124,16 @@ func (pm *procs) start(name, bin string, stdout io.Writer, logPath string, env [
 	return &proc{Proc: p}, nil
 }
 
-// startListening starts a program that prints "listening on http://ADDR" once it serves.
+// startListening starts a program that prints "listening on http://ADDR" (or https) once it
+// serves.
 func (pm *procs) startListening(ctx context.Context, name, bin string, args ...string) (*proc, error) {
+	return pm.startListeningEnv(ctx, name, bin, nil, args...)
+}
+
+// startListeningEnv is startListening with env added to the program's environment.
+func (pm *procs) startListeningEnv(ctx context.Context, name, bin string, env []string, args ...string) (*proc, error) {
 	pr, pw := io.Pipe()
-	p, err := pm.start(name, bin, pw, filepath.Join(filepath.Dir(bin), name+".log"), nil, args...)
+	p, err := pm.start(name, bin, pw, filepath.Join(filepath.Dir(bin), name+".log"), env, args...)
 	if err != nil {
 		return nil, err
 	}

@@ -153,16 +153,20 @@ func (p *profileResult) markdown() string {
 type holdProfile struct {
 	open                        int64
 	heapFile, goroutineFile     string
-	stacksFile                  string
+	stacksFile, smapsFile       string
 	heapTop, goroutineTop       string
 	memStats                    string
 	goroutines, goroutineGroups int
+	// proc is the process's own view when the profiles were taken: threads and the
+	// smaps_rollup lines (Rss, Anonymous…), to tell the runtime's memory from what it does not
+	// count (thread stacks, the C library's).
+	proc string
 }
 
 // profileHeld waits until n streams are open through the data plane at pprofAddr (or most of
 // the hold has passed), then saves its in-use heap (after a GC), its goroutine profile and the
 // goroutines' stacks as text, and the runtime's memory statistics, into hr.prof.
-func profileHeld(ctx context.Context, o options, root, pprofAddr string, n int, hr *holdResult) error {
+func profileHeld(ctx context.Context, o options, root, pprofAddr string, pid, n int, hr *holdResult) error {
 	deadline := time.Now().Add(o.holdFor * 4 / 5)
 	for streamsOpen.Load() < int64(n) && time.Now().Before(deadline) {
 		select {
@@ -182,6 +186,14 @@ func profileHeld(ctx context.Context, o options, root, pprofAddr string, n int, 
 	p := &holdProfile{open: streamsOpen.Load(),
 		heapFile: filepath.Join(dir, stamp+"-heap.pprof"), goroutineFile: filepath.Join(dir, stamp+"-goroutine.pprof"),
 		stacksFile: filepath.Join(dir, stamp+"-goroutines.txt")}
+	p.proc = procMemory(pid)
+	// The whole map too, to tell the Go heap's arenas from thread stacks and the C library's.
+	if b, err := os.ReadFile("/proc/" + strconv.Itoa(pid) + "/smaps"); err == nil {
+		p.smapsFile = filepath.Join(dir, stamp+"-smaps.txt")
+		if err := os.WriteFile(p.smapsFile, b, 0o644); err != nil {
+			return fmt.Errorf("failed to write %s: %w", p.smapsFile, err)
+		}
+	}
 	base := "http://" + pprofAddr + "/debug/pprof/"
 	memFile := filepath.Join(dir, stamp+"-heap.txt")
 	// Goroutines first: they are quick to take, and the heap profile (a GC and its encoding)
@@ -208,7 +220,7 @@ func profileHeld(ctx context.Context, o options, root, pprofAddr string, n int, 
 		// process's own memory splits.
 		var keep []string
 		for line := range strings.SplitSeq(string(b), "\n") {
-			for _, k := range []string{"# HeapAlloc ", "# HeapInuse ", "# HeapIdle ", "# HeapReleased ", "# HeapObjects ", "# Stack ", "# MSpan ", "# Sys ", "# NumGC "} {
+			for _, k := range []string{"# HeapAlloc ", "# HeapInuse ", "# HeapIdle ", "# HeapReleased ", "# HeapObjects ", "# Stack ", "# MSpan ", "# MCache ", "# BuckHashSys ", "# GCSys ", "# OtherSys ", "# NextGC ", "# Sys ", "# NumGC "} {
 				if strings.HasPrefix(line, k) {
 					keep = append(keep, strings.TrimPrefix(line, "# "))
 				}
@@ -237,10 +249,36 @@ func (p *holdProfile) markdown(target string) string {
 	fmt.Fprintf(&b, "#### %s with %d streams open: heap and goroutines\n\n", target, p.open)
 	fmt.Fprintf(&b, "Profiles: `%s`, `%s`; stacks `%s`. %d goroutines in %d distinct stacks.\n\n",
 		filepath.Base(p.heapFile), filepath.Base(p.goroutineFile), filepath.Base(p.stacksFile), p.goroutines, p.goroutineGroups)
+	if p.smapsFile != "" {
+		fmt.Fprintf(&b, "Memory map (/proc/PID/smaps) then: `%s`.\n\n", filepath.Base(p.smapsFile))
+	}
 	for _, s := range []struct{ title, body string }{
-		{"runtime.MemStats", p.memStats}, {"In-use heap (after a GC)", p.heapTop}, {"Goroutines, cumulative", p.goroutineTop},
+		{"runtime.MemStats", p.memStats}, {"The process (/proc/PID/status Threads, smaps_rollup), just before", p.proc},
+		{"In-use heap (after a GC)", p.heapTop}, {"Goroutines, cumulative", p.goroutineTop},
 	} {
 		fmt.Fprintf(&b, "%s:\n\n```\n%s\n```\n\n", s.title, s.body)
 	}
 	return b.String()
+}
+
+// procMemory is the thread count and the memory lines of /proc/PID/smaps_rollup of a process.
+func procMemory(pid int) string {
+	var keep []string
+	if b, err := os.ReadFile("/proc/" + strconv.Itoa(pid) + "/status"); err == nil {
+		for line := range strings.SplitSeq(string(b), "\n") {
+			if strings.HasPrefix(line, "Threads:") {
+				keep = append(keep, line)
+			}
+		}
+	}
+	if b, err := os.ReadFile("/proc/" + strconv.Itoa(pid) + "/smaps_rollup"); err == nil {
+		for line := range strings.SplitSeq(string(b), "\n") {
+			for _, k := range []string{"Rss:", "Anonymous:", "AnonHugePages:", "Private_Clean:", "Shared_Clean:"} {
+				if strings.HasPrefix(line, k) {
+					keep = append(keep, line)
+				}
+			}
+		}
+	}
+	return strings.Join(keep, "\n")
 }
