@@ -1,15 +1,12 @@
 package store_test
 
 import (
-	"bytes"
 	"context"
 	"fmt"
-	"net"
 	"net/url"
 	"slices"
 	"sort"
 	"strings"
-	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -240,123 +237,6 @@ func TestRedisScriptCallsSentTwiceApplyOnce(t *testing.T) {
 	}
 }
 
-// replyDropProxy forwards TCP connections to a server; armed, it loses the next reply the server
-// sends on each connection open at the time, after the server has run the command: it closes the
-// client's side (with a FIN or an RST) or holds the reply until the client gives up on it.
-type replyDropProxy struct {
-	l       net.Listener
-	mu      sync.Mutex
-	pairs   []*proxyPair
-	scripts atomic.Int64 // script calls the clients sent
-}
-
-type proxyPair struct {
-	c, up net.Conn
-	drop  atomic.Int32
-	gone  chan struct{} // the client closed its side
-}
-
-const (
-	dropFIN int32 = iota + 1
-	dropRST
-	dropHold
-)
-
-var evalshaArg = []byte("$7\r\nevalsha\r\n")
-
-func startReplyDropProxy(t *testing.T, target string) *replyDropProxy {
-	t.Helper()
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	require.NoError(t, err)
-	p := &replyDropProxy{l: l}
-	var wg sync.WaitGroup
-	t.Cleanup(func() {
-		_ = l.Close()
-		p.mu.Lock()
-		for _, pp := range p.pairs {
-			_ = pp.c.Close()
-			_ = pp.up.Close()
-		}
-		p.mu.Unlock()
-		wg.Wait()
-	})
-	wg.Go(func() {
-		for {
-			c, err := l.Accept()
-			if err != nil {
-				return
-			}
-			up, err := net.Dial("tcp", target)
-			if err != nil {
-				_ = c.Close()
-				continue
-			}
-			pp := &proxyPair{c: c, up: up, gone: make(chan struct{})}
-			p.mu.Lock()
-			p.pairs = append(p.pairs, pp)
-			p.mu.Unlock()
-			wg.Go(func() { p.toServer(pp) })
-			wg.Go(func() { p.toClient(pp) })
-		}
-	})
-	return p
-}
-
-func (p *replyDropProxy) toServer(pp *proxyPair) {
-	defer close(pp.gone)
-	defer pp.up.Close()
-	buf := make([]byte, 64<<10)
-	for {
-		n, err := pp.c.Read(buf)
-		if n > 0 {
-			p.scripts.Add(int64(bytes.Count(buf[:n], evalshaArg)))
-			if _, werr := pp.up.Write(buf[:n]); werr != nil {
-				return
-			}
-		}
-		if err != nil {
-			return
-		}
-	}
-}
-
-func (p *replyDropProxy) toClient(pp *proxyPair) {
-	defer pp.c.Close()
-	buf := make([]byte, 64<<10)
-	for {
-		n, err := pp.up.Read(buf)
-		if n > 0 {
-			switch pp.drop.Swap(0) {
-			case dropFIN:
-				_ = pp.up.Close()
-				return
-			case dropRST:
-				_ = pp.c.(*net.TCPConn).SetLinger(0)
-				_ = pp.up.Close()
-				return
-			case dropHold:
-				<-pp.gone // the client's read timed out and it closed the connection
-				return
-			}
-			if _, werr := pp.c.Write(buf[:n]); werr != nil {
-				return
-			}
-		}
-		if err != nil {
-			return
-		}
-	}
-}
-
-// arm makes every connection open now lose its next reply.
-func (p *replyDropProxy) arm(mode int32) {
-	p.mu.Lock()
-	defer p.mu.Unlock()
-	for _, pp := range p.pairs {
-		pp.drop.Store(mode)
-	}
-}
-
 // TestRedisRetryAfterALostReplyAppliesOnce: end to end through go-redis. The proxy loses the reply
 // of an admission, then of its settle, after Redis ran the script; go-redis sends the call again on
 // a new connection, and the state must be what one run leaves (a store without the proxy, driven
@@ -370,7 +250,7 @@ func TestRedisRetryAfterALostReplyAppliesOnce(t *testing.T) {
 		mode int32
 	}{{"connection closed", dropFIN}, {"connection reset", dropRST}, {"read timeout", dropHold}} {
 		t.Run(tc.name, func(t *testing.T) {
-			p := startReplyDropProxy(t, target.Host)
+			p := startRedisProxy(t, target.Host)
 			u := *target
 			u.Host = p.l.Addr().String()
 			q := u.Query()
