@@ -86,6 +86,8 @@ type gov struct {
 	allowed   map[limitName]prometheus.Counter
 	// admitted caches the "admitted" budget decision counter per budget action, likewise.
 	admitted sync.Map // action → prometheus.Counter
+	// The counters of checkpoints (see [gov.counter]): a running stream checkpoints every second.
+	checkpointsOK, checkpointsErr, storeErrCheckpoint atomic.Pointer[prometheus.Counter]
 }
 
 // budgetAdmitted counts an admitted budget decision.
@@ -240,6 +242,10 @@ func (g *gov) storeCtx(ctx context.Context, timeout time.Duration) (context.Cont
 func (g *gov) detachedStoreCtx(ctx context.Context) (context.Context, context.CancelFunc) {
 	if g.mem != nil {
 		return ctx, func() {}
+	}
+	if ctx.Done() == nil {
+		// Never canceled already (a stream's checkpoints come detached): no second detaching.
+		return context.WithTimeout(ctx, g.opts.SettleTimeout)
 	}
 	return context.WithTimeout(context.WithoutCancel(ctx), g.opts.SettleTimeout)
 }
@@ -669,28 +675,73 @@ func (g *gov) Checkpoint(ctx context.Context, req *Request, t *Ticket, c Charge)
 	if ts.settled.Load() {
 		return fmt.Errorf("failed to checkpoint ticket %q: %w", t.ID, ErrTicketSettled)
 	}
-	s := &store.Settlement{ID: t.ID, Checkpointed: true}
+	ts.checkpointed = true
+	var err error
+	if g.mem != nil {
+		// The in-memory store keeps nothing of the checkpoint: it stays on the stack.
+		var ops [inlineChecks]store.SettleOp
+		u := g.usage(req, c.Usage.PromptTokens+c.Usage.CompletionTokens, int64(c.Cost))
+		s := store.Settlement{ID: t.ID, Ops: checkpointOps(ts, ops[:0], int64(c.Cost)), Usage: &u, Checkpointed: true}
+		err = g.mem.Checkpoint(ctx, &s)
+	} else {
+		// A stream checkpoints every second for as long as it runs: its settlement is built in a
+		// pooled buffer rather than allocated anew each time (the store keeps nothing of it past
+		// the call). Pooled rather than kept with the ticket: an admission is sized to fill its
+		// allocation, and a held stream would keep the buffer between checkpoints.
+		cp := checkpointBufs.Get().(*checkpointBuf)
+		cp.u = g.usage(req, c.Usage.PromptTokens+c.Usage.CompletionTokens, int64(c.Cost))
+		cp.s = store.Settlement{ID: t.ID, Ops: checkpointOps(ts, cp.ops[:0], int64(c.Cost)), Usage: &cp.u, Checkpointed: true}
+		sctx, cancel := g.detachedStoreCtx(ctx)
+		err = g.st.Checkpoint(sctx, &cp.s)
+		cancel()
+		*cp = checkpointBuf{} // holds nothing of this request while pooled
+		checkpointBufs.Put(cp)
+	}
+	if err != nil {
+		g.counter(&g.storeErrCheckpoint, g.m.StoreErrors, "checkpoint").Inc()
+		g.counter(&g.checkpointsErr, g.m.Checkpoints, "error").Inc()
+		return fmt.Errorf("failed to checkpoint ticket %q: %w", t.ID, err)
+	}
+	g.counter(&g.checkpointsOK, g.m.Checkpoints, "ok").Inc()
+	return nil
+}
+
+// checkpointBuf is the settlement of a ticket's checkpoints on a store that does I/O (see
+// [gov.Checkpoint]), with room for the ops of a few checks.
+type checkpointBuf struct {
+	s   store.Settlement
+	u   store.UsageRecord
+	ops [inlineChecks]store.SettleOp
+}
+
+var checkpointBufs = sync.Pool{New: func() any { return &checkpointBuf{} }}
+
+// checkpointOps appends to ops (grown when the checks outnumber its capacity) the ops of a
+// checkpoint of ts: every budget, charged cost so far, and every consumed concurrency slot, renewed
+// (a stream longer than the reservation TTL keeps its slot).
+func checkpointOps(ts *ticketState, ops []store.SettleOp, cost int64) []store.SettleOp {
+	if len(ts.checks) > cap(ops) {
+		ops = make([]store.SettleOp, 0, len(ts.checks))
+	}
 	for i := range ts.checks {
 		switch {
 		case ts.meta[i].budget != nil:
-			s.Ops = append(s.Ops, store.SettleOp{Check: ts.checks[i], Consumed: ts.consumed[i], Actual: int64(c.Cost)})
+			ops = append(ops, store.SettleOp{Check: ts.checks[i], Consumed: ts.consumed[i], Actual: cost})
 		case ts.checks[i].Kind == store.KindConcurrency && ts.consumed[i]:
-			// Renewed by the checkpoint: a stream longer than the reservation TTL keeps its slot.
-			s.Ops = append(s.Ops, store.SettleOp{Check: ts.checks[i], Consumed: true, Actual: ts.checks[i].Cost})
+			ops = append(ops, store.SettleOp{Check: ts.checks[i], Consumed: true, Actual: ts.checks[i].Cost})
 		}
 	}
-	s.Usage = &store.UsageRecord{
-		At: g.opts.Clock.Now(), User: req.User, Org: req.Org, APIKey: req.APIKey, Model: req.Model, Provider: req.Provider,
-		Requests: 1, Tokens: c.Usage.PromptTokens + c.Usage.CompletionTokens, Cost: int64(c.Cost),
+	return ops
+}
+
+// counter returns the child of the one-label vec for value, cached in *c: looking the child up
+// per call hashes the label and allocates. The child is made on first use, as WithLabelValues
+// would make it, so that a series appears only once it counts something.
+func (g *gov) counter(c *atomic.Pointer[prometheus.Counter], vec *prometheus.CounterVec, value string) prometheus.Counter {
+	if p := c.Load(); p != nil {
+		return *p
 	}
-	ts.checkpointed = true
-	sctx, cancel := g.detachedStoreCtx(ctx)
-	defer cancel()
-	if err := g.st.Checkpoint(sctx, s); err != nil {
-		g.m.StoreErrors.WithLabelValues("checkpoint").Inc()
-		g.m.Checkpoints.WithLabelValues("error").Inc()
-		return fmt.Errorf("failed to checkpoint ticket %q: %w", t.ID, err)
-	}
-	g.m.Checkpoints.WithLabelValues("ok").Inc()
-	return nil
+	ctr := vec.WithLabelValues(value)
+	c.Store(&ctr)
+	return ctr
 }

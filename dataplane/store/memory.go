@@ -119,6 +119,9 @@ func (b *memBudget) reserve(id string, r memReservation) {
 // and the usage added to the ledger, both since admission. finished marks a settled admission,
 // whose record stays until exp as a tombstone (as on Redis).
 type memProgress struct {
+	// id is the admission's, a copy of the caller's: Checkpoint writes it into the state it
+	// renews, so that the settlement passed in never escapes (callers keep theirs on the stack).
+	id       string
 	spent    map[string]int64
 	usage    Totals
 	finished bool
@@ -459,8 +462,8 @@ func (m *Memory) sweep(now int64) {
 func (m *Memory) progressOf(id string, now int64) *memProgress {
 	p := m.progress[id]
 	if p == nil || p.exp <= now {
-		p = &memProgress{spent: map[string]int64{}}
-		m.progress[strings.Clone(id)] = p
+		p = &memProgress{id: strings.Clone(id), spent: map[string]int64{}}
+		m.progress[p.id] = p
 	}
 	return p
 }
@@ -475,13 +478,14 @@ func (m *Memory) Checkpoint(_ context.Context, s *Settlement) error {
 		return nil
 	}
 	p.exp = now + durUS(ProgressTTL)
+	id := p.id // s.ID's copy: writing s.ID itself into a map would make the settlement escape
 	for i := range s.Ops {
 		op := &s.Ops[i]
 		if op.Kind == KindConcurrency && op.Consumed && op.TTL > 0 {
 			// A running call keeps its slot: renewed for another TTL (never shortened).
 			if holders := m.slots[op.Key]; holders != nil {
-				if exp, ok := holders.held[s.ID]; ok && exp > now {
-					holders.hold(s.ID, max(exp, now+durUS(op.TTL)))
+				if exp, ok := holders.held[id]; ok && exp > now {
+					holders.hold(id, max(exp, now+durUS(op.TTL)))
 				}
 			}
 			continue
@@ -490,21 +494,21 @@ func (m *Memory) Checkpoint(_ context.Context, s *Settlement) error {
 			continue
 		}
 		b := m.budget(op.Key, now)
-		if r, ok := b.res[s.ID]; ok && op.Consumed {
+		if r, ok := b.res[id]; ok && op.Consumed {
 			// A running call keeps what is left of its reservation for another TTL (a stream
 			// longer than the TTL would otherwise free headroom it may still spend).
 			if op.TTL > 0 {
 				r.exp = max(r.exp, now+durUS(op.TTL))
-				b.reserve(s.ID, r)
+				b.reserve(id, r)
 			}
 			// The reservation shrinks by what was charged, never below zero and never back up.
 			if left := max(0, op.Cost-op.Actual); left < r.amount {
 				b.reserved -= r.amount - left
 				r.amount = left
 				if left == 0 {
-					delete(b.res, s.ID)
+					delete(b.res, id)
 				} else {
-					b.reserve(s.ID, r)
+					b.reserve(id, r)
 				}
 			}
 		}

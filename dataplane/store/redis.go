@@ -8,6 +8,7 @@ import (
 	"net"
 	"strconv"
 	"strings"
+	"sync"
 	"sync/atomic"
 	"syscall"
 	"time"
@@ -81,6 +82,16 @@ func (a *scriptArgs) num(v int64) any {
 }
 
 func (a *scriptArgs) key(k string) { a.keys = append(a.keys, a.str(k)) }
+
+// reset empties a for another command: the keys and arguments start over in the slab (regions
+// that outgrew it are dropped) and every reference to the last command's values is cleared.
+func (a *scriptArgs) reset() {
+	clear(a.slab)
+	clear(a.strs)
+	a.keys = a.slab[3 : 3 : 3+a.kcap]
+	a.args = a.slab[3+a.kcap : 3+a.kcap : len(a.slab)]
+	a.strs, a.nums, a.cmd = a.strs[:0], a.nums[:0], nil
+}
 
 // onceTTL is how long an admission's marker lives (admit.lua, settle.lua op 9): it holds the
 // admission's reply until Settle replaces it with the settle's token, so that a retried or late
@@ -493,6 +504,8 @@ func (r *Redis) rollback(ctx context.Context, req *AdmitRequest, groups [][]int,
 type settleCall struct {
 	tag string
 	scriptArgs
+	// pooled says the call came from settleCalls and goes back there (see settleBuilder.release).
+	pooled bool
 }
 
 // op starts an op; kind is a constant ("1"…"9"), passed boxed so that it costs no allocation.
@@ -541,8 +554,42 @@ type settleBuilder struct {
 	mode  string
 	token int64 // a plain settle's (settle.lua op 9)
 	calls []*settleCall
+	// progress is the progress key of a settlement not split by tag, when spelled ahead (see
+	// progressStrings); empty otherwise.
+	progress string
 	// per sizes a new call's arenas: the ops of the settlement plus the ledgers.
 	per int
+}
+
+// Pooled settle calls have room for a settlement of up to pooledSettleOps ops (see
+// settleBuilder.per): a stream's checkpoint every second, and every settle, would otherwise
+// allocate the arenas of its command anew. A call is reused only once its command has been run:
+// go-redis keeps nothing of a command's arguments after the call that ran it.
+const pooledSettleOps = inlineSettleOps + 3
+
+// inlineSettleOps is how many ops of a settlement fit a pooled call: a request's few limits and
+// budget periods.
+const inlineSettleOps = 6
+
+var settleCalls = sync.Pool{New: func() any {
+	return &settleCall{scriptArgs: newScriptArgs(2*pooledSettleOps, 2+8*pooledSettleOps)}
+}}
+
+// settleBuilders keeps builders, with the room their calls took, for the next settlement.
+var settleBuilders = sync.Pool{New: func() any { return &settleBuilder{} }}
+
+// release returns b's calls, then b, to their pools, once their commands have been run.
+func (b *settleBuilder) release() {
+	for _, sc := range b.calls {
+		if sc.pooled {
+			sc.reset()
+			sc.tag = ""
+			settleCalls.Put(sc)
+		}
+	}
+	clear(b.calls)
+	*b = settleBuilder{calls: b.calls[:0]}
+	settleBuilders.Put(b)
 }
 
 func (b *settleBuilder) call(key string) *settleCall {
@@ -555,15 +602,25 @@ func (b *settleBuilder) call(key string) *settleCall {
 			return sc
 		}
 	}
-	sc := &settleCall{tag: tag, scriptArgs: newScriptArgs(2*b.per, 2+8*b.per)}
+	var sc *settleCall
+	if b.per <= pooledSettleOps {
+		sc = settleCalls.Get().(*settleCall)
+		sc.tag, sc.pooled = tag, true
+	} else {
+		sc = &settleCall{tag: tag, scriptArgs: newScriptArgs(2*b.per, 2+8*b.per)}
+	}
 	sc.args = append(sc.args, b.r.nowArg(), &b.s.ID)
 	if b.mode != settlePlain {
 		ttl := ProgressTTL
 		if b.mode == settleFinal {
 			ttl = FinishedTTL
 		}
-		pk := sc.str(b.r.progressKey(tag, b.s.ID))
-		sc.op("6", pk, pk)
+		pk := b.progress
+		if pk == "" || tag != "" {
+			pk = b.r.progressKey(tag, b.s.ID)
+		}
+		k := sc.str(pk)
+		sc.op("6", k, k)
 		var mode any = settleCheckpoint
 		if b.mode == settleFinal {
 			mode = settleFinal
@@ -579,9 +636,22 @@ func (b *settleBuilder) call(key string) *settleCall {
 }
 
 func (r *Redis) settle(ctx context.Context, s *Settlement, mode string) error {
-	b := settleBuilder{r: r, s: s, mode: mode, per: len(s.Ops) + 3}
+	b := settleBuilders.Get().(*settleBuilder)
+	*b = settleBuilder{r: r, s: s, mode: mode, per: len(s.Ops) + 3, calls: b.calls[:0]}
+	defer b.release()
 	if mode == settlePlain {
 		b.token = settleSeq.Add(1)
+	}
+	// The hour is spelled on the stack: only the ledger keys that name it are allocated.
+	var hourBuf [20]byte
+	var hour []byte
+	var ps progressStrings
+	if u := s.Usage; u != nil {
+		hour = strconv.AppendInt(hourBuf[:0], HourOf(u.At).Unix(), 10)
+		if mode != settlePlain && !r.split {
+			ps = r.progressStrings(s.ID, u, hour)
+			b.progress = ps.progress
+		}
 	}
 	for i := range s.Ops {
 		op := &s.Ops[i]
@@ -630,20 +700,24 @@ func (r *Redis) settle(ctx context.Context, s *Settlement, mode string) error {
 		}
 	}
 	if u := s.Usage; u != nil {
-		hour := strconv.FormatInt(HourOf(u.At).Unix(), 10)
-		if mode == settlePlain {
+		switch {
+		case mode == settlePlain:
 			fields := ledgerFields(u)
 			if u.Org != "" {
-				r.ledgerOp(&b, OrgTag(u.Org), hour, u, &fields)
+				r.ledgerOp(b, OrgTag(u.Org), hour, u, &fields)
 			}
-			r.ledgerOp(&b, GlobalTag, hour, u, &fields)
-		} else {
-			cell := detailCell(u)
-			prefix := cell.Dim + KeySep + cell.Key + KeySep
+			r.ledgerOp(b, GlobalTag, hour, u, &fields)
+		case ps.cellPrefix != "":
 			if u.Org != "" {
-				r.ledgerTotalOp(&b, OrgTag(u.Org), hour, u, prefix)
+				ledgerTotal(b, ps.orgKey, ps.orgField, u, ps.cellPrefix)
 			}
-			r.ledgerTotalOp(&b, GlobalTag, hour, u, prefix)
+			ledgerTotal(b, ps.globalKey, "l"+GlobalTag, u, ps.cellPrefix)
+		default:
+			prefix := detailCellPrefix(u)
+			if u.Org != "" {
+				r.ledgerTotalOp(b, OrgTag(u.Org), hour, u, prefix)
+			}
+			r.ledgerTotalOp(b, GlobalTag, hour, u, prefix)
 		}
 	}
 	put := s.Put
@@ -658,7 +732,12 @@ func (r *Redis) settle(ctx context.Context, s *Settlement, mode string) error {
 	if len(b.calls) == 0 && put == nil {
 		return nil
 	}
-	cmds := make([]*redis.IntCmd, len(b.calls))
+	var cmdBuf [4]*redis.IntCmd
+	cmds := cmdBuf[:0]
+	if len(b.calls) > len(cmdBuf) {
+		cmds = make([]*redis.IntCmd, 0, len(b.calls))
+	}
+	cmds = cmds[:len(b.calls)]
 	var set *redis.StatusCmd
 	p := r.c.Pipeline()
 	for i, sc := range b.calls {
@@ -695,11 +774,20 @@ func (r *Redis) settle(ctx context.Context, s *Settlement, mode string) error {
 }
 
 func (r *Redis) ledgerKey(tag string, hour int64) string {
-	return r.ledgerKeyOf(tag, strconv.FormatInt(hour, 10))
+	var b [20]byte
+	return r.ledgerKeyOf(tag, strconv.AppendInt(b[:0], hour, 10))
 }
 
-func (r *Redis) ledgerKeyOf(tag, hour string) string {
-	return r.prefix + "aio:ledger:{" + tag + "}:" + hour
+// ledgerKeyOf takes the hour spelled in bytes: converted within the concatenation, they cost no
+// string of their own.
+func (r *Redis) ledgerKeyOf(tag string, hour []byte) string {
+	return r.prefix + "aio:ledger:{" + tag + "}:" + string(hour)
+}
+
+// detailCellPrefix is the dimension and key of u's detail cell (see [detailCell]) each followed
+// by KeySep: the prefix of the cell's fields, spelled in one allocation rather than two.
+func detailCellPrefix(u *UsageRecord) string {
+	return dimDetail + KeySep + u.User + KeySep + u.Org + KeySep + u.APIKey + KeySep + u.Model + KeySep + u.Provider + KeySep
 }
 
 func ledgerField(k LedgerKey, metric string) string {
@@ -724,7 +812,7 @@ func ledgerFields(u *UsageRecord) [3]string {
 	return [3]string{all[:n], all[n : 2*n], all[2*n:]}
 }
 
-func (r *Redis) ledgerOp(b *settleBuilder, tag, hour string, u *UsageRecord, fields *[3]string) {
+func (r *Redis) ledgerOp(b *settleBuilder, tag string, hour []byte, u *UsageRecord, fields *[3]string) {
 	key := r.ledgerKeyOf(tag, hour)
 	sc := b.call(key)
 	k := sc.str(key)
@@ -735,13 +823,80 @@ func (r *Redis) ledgerOp(b *settleBuilder, tag, hour string, u *UsageRecord, fie
 
 // ledgerTotalOp is ledgerOp for progress mode: u holds totals since admission, and the script
 // adds their difference to what earlier checkpoints recorded under the field prefix "l"+tag.
-func (r *Redis) ledgerTotalOp(b *settleBuilder, tag, hour string, u *UsageRecord, cellPrefix string) {
-	key := r.ledgerKeyOf(tag, hour)
+func (r *Redis) ledgerTotalOp(b *settleBuilder, tag string, hour []byte, u *UsageRecord, cellPrefix string) {
+	pf := "l" + GlobalTag // a constant: the global ledger's field prefix costs no allocation
+	if tag != GlobalTag {
+		pf = "l" + tag
+	}
+	ledgerTotal(b, r.ledgerKeyOf(tag, hour), pf, u, cellPrefix)
+}
+
+// ledgerTotal is ledgerTotalOp with the ledger's key and field prefix spelled by the caller.
+func ledgerTotal(b *settleBuilder, key, field string, u *UsageRecord, cellPrefix string) {
 	sc := b.call(key)
 	k := sc.str(key)
 	sc.op("7", k, k)
-	sc.args = append(sc.args, sc.num(LedgerRetention.Milliseconds()), sc.str("l"+tag),
+	sc.args = append(sc.args, sc.num(LedgerRetention.Milliseconds()), sc.str(field),
 		sc.num(u.Requests), sc.num(u.Tokens), sc.num(u.Cost), sc.str(cellPrefix))
+}
+
+// progressStrings are the strings a checkpoint, or the final settle of a checkpointed
+// admission, sends besides its ops' keys when calls are not split by tag: the progress key, the
+// org's ledger key and field prefix (empty without an org), the global ledger's key and the detail
+// cell's prefix. A stream checkpoints every second; spelled in one allocation, they cost one
+// string rather than five.
+type progressStrings struct {
+	progress, orgKey, orgField, globalKey, cellPrefix string
+}
+
+// progressStrings spells, for admission id and its usage u in the ledger hour, what
+// progressKey("", id), ledgerKeyOf, "l"+tag and detailCellPrefix would.
+func (r *Redis) progressStrings(id string, u *UsageRecord, hour []byte) progressStrings {
+	const progress, ledger, closeTag = "aio:progress:", "aio:ledger:{", "}:"
+	org := ""
+	if u.Org != "" {
+		org = OrgTag(u.Org)
+	}
+	ledgerKey := len(r.prefix) + len(ledger) + len(closeTag) + len(hour) // and the tag
+	n := len(r.prefix) + len(progress) + len(id) + ledgerKey + len(GlobalTag) +
+		len(dimDetail) + 6*len(KeySep) + len(u.User) + len(u.Org) + len(u.APIKey) + len(u.Model) + len(u.Provider)
+	if org != "" {
+		n += ledgerKey + 2*len(org) + 1
+	}
+	var sb strings.Builder
+	sb.Grow(n)
+	var ends [5]int
+	sb.WriteString(r.prefix)
+	sb.WriteString(progress)
+	sb.WriteString(id)
+	ends[0] = sb.Len()
+	if org != "" {
+		sb.WriteString(r.prefix)
+		sb.WriteString(ledger)
+		sb.WriteString(org)
+		sb.WriteString(closeTag)
+		sb.Write(hour)
+		ends[1] = sb.Len()
+		sb.WriteString("l")
+		sb.WriteString(org)
+	} else {
+		ends[1] = sb.Len()
+	}
+	ends[2] = sb.Len()
+	sb.WriteString(r.prefix)
+	sb.WriteString(ledger)
+	sb.WriteString(GlobalTag)
+	sb.WriteString(closeTag)
+	sb.Write(hour)
+	ends[3] = sb.Len()
+	for _, part := range [...]string{dimDetail, u.User, u.Org, u.APIKey, u.Model, u.Provider} {
+		sb.WriteString(part)
+		sb.WriteString(KeySep)
+	}
+	ends[4] = sb.Len()
+	all := sb.String()
+	return progressStrings{progress: all[:ends[0]], orgKey: all[ends[0]:ends[1]], orgField: all[ends[1]:ends[2]],
+		globalKey: all[ends[2]:ends[3]], cellPrefix: all[ends[3]:ends[4]]}
 }
 
 // Budgets implements [Store].

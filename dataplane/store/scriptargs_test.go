@@ -61,3 +61,25 @@ func TestScriptArgsLaysOutKeysThenArgumentsWhetherOrNotTheyFitTheSlab(t *testing
 		})
 	}
 }
+
+// TestScriptArgsResetLaysOutTheNextCommandAfresh: a pooled settle call is reset and reused; the
+// next command holds only its own keys and arguments, also after the last one outgrew the slab.
+func TestScriptArgsResetLaysOutTheNextCommandAfresh(t *testing.T) {
+	sha, src := "sha", "src"
+	a := newScriptArgs(2, 2)
+	for round, n := range []int{5, 1, 2, 4} {
+		a.reset()
+		want := []any{"evalsha", "sha", int64(n)}
+		for i := range n {
+			k := string(rune('a'+round)) + string(rune('0'+i))
+			a.key(k)
+			want = append(want, k)
+		}
+		for i := range n {
+			v := int64(1000*round + i + 300)
+			a.args = append(a.args, a.num(v))
+			want = append(want, v)
+		}
+		require.Equal(t, want, flat(t, a.command(false, &sha, &src)), "round %d", round)
+	}
+}
