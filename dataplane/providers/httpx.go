@@ -9,6 +9,7 @@ import (
 	"io"
 	"net"
 	"net/http"
+	"net/http/httptrace"
 	"strconv"
 	"strings"
 	"sync"
@@ -175,6 +176,67 @@ type call struct {
 	// ([base.decodeBodyFast]), held here for the same reason.
 	reqBody bytes.Reader
 	limited io.LimitedReader
+
+	// The request body is let go once the transport is done with it (see [call.unhold]), so that
+	// a call that lasts (a stream, a slow reply) does not keep its prompt: a chat history of tens
+	// of KiB would otherwise stay reachable per open stream, through reqBody, GetBody, and the
+	// request the transport and the response keep.
+	//
+	// sent is the encoded body GetBody reads again; scratch, when set, is the pooled buffer it
+	// lives in, recycled with it. retried are the readers GetBody handed out (a redirect, a
+	// retry), cleared with reqBody.
+	sent    []byte
+	scratch *[]byte
+	retried []*bytes.Reader
+	// holds counts what may still read the body: Do until it returns, and each reader of it
+	// handed to the transport until the write that reads it has ended. The body is let go when
+	// it reaches zero.
+	holds atomic.Int32
+	// trace tells when a write of the request has ended (WroteRequest).
+	trace httptrace.ClientTrace
+}
+
+// getBody is the request's GetBody: a fresh reader of the body for a redirect or a retry. The
+// client and the transport call it only before Do returns, so never after the body is let go.
+func (c *call) getBody() (io.ReadCloser, error) {
+	if c.sent == nil {
+		return nil, errBodyReleased
+	}
+	r := bytes.NewReader(c.sent)
+	c.holds.Add(1)
+	c.retried = append(c.retried, r)
+	return io.NopCloser(r), nil
+}
+
+var errBodyReleased = errors.New("request body already released")
+
+// wroteRequest is the trace's WroteRequest: net/http calls it once per write of the request,
+// after that write has read (and closed) the body it was given, whether it succeeded or not.
+func (c *call) wroteRequest(httptrace.WroteRequestInfo) { c.unhold() }
+
+// unhold ends one hold on the body and lets the body go after the last one.
+//
+// Why counting is enough: every reader of the body the transport can get is counted before it
+// gets it (the first in sendTo, the others in getBody), each is written at most once (a write
+// closes its body, and net/http rewinds a closed body through GetBody), and every write fires
+// WroteRequest after its last read. So once Do has returned (no GetBody can follow) and as many
+// writes as readers have ended, nothing reads the body again. A reader that is never written
+// (a retry that dropped it unread) keeps the count above zero: the body then stays until the
+// call is garbage, as it always did. The atomic count orders the transport's last read before
+// the release, for the race detector as for the memory model.
+func (c *call) unhold() {
+	if c.holds.Add(-1) != 0 {
+		return
+	}
+	c.reqBody.Reset(nil)
+	for _, r := range c.retried {
+		r.Reset(nil)
+	}
+	c.retried, c.sent = nil, nil
+	if c.scratch != nil {
+		putScratch(c.scratch)
+		c.scratch = nil
+	}
 }
 
 func (c *call) close() {
@@ -226,7 +288,7 @@ func (b *base) send(ctx context.Context, method, url string, body any, headers m
 		return nil, err
 	}
 	t := newTarget(method, url, headers)
-	return b.sendTo(ctx, &t, buf, parse)
+	return b.sendTo(ctx, &t, buf, nil, parse)
 }
 
 // post encodes body with encoding/json and posts it to t, as send does.
@@ -235,7 +297,7 @@ func (b *base) post(ctx context.Context, t *target, body any, parse errParser) (
 	if err != nil {
 		return nil, err
 	}
-	return b.sendTo(ctx, t, buf, parse)
+	return b.sendTo(ctx, t, buf, nil, parse)
 }
 
 // marshal encodes a request body with encoding/json.
@@ -247,12 +309,18 @@ func (b *base) marshal(body any) ([]byte, error) {
 	return buf, nil
 }
 
-// scratchPool recycles the buffers request bodies are encoded into before being copied out at
-// their exact size.
-var scratchPool = sync.Pool{New: func() any { b := make([]byte, 0, 4<<10); return &b }}
+// scratchPool recycles the buffers small request bodies are encoded into: a call puts its
+// buffer back once the transport is done with the body ([call.unhold]).
+var scratchPool = sync.Pool{New: func() any { b := make([]byte, 0, pooledScratchSize); return &b }}
 
-// maxPooledScratch keeps the pool from pinning the memory of an occasional huge body.
-const maxPooledScratch = 256 << 10
+// pooledScratchSize is the size of the pool's buffers, and the largest body encoded into one.
+// A buffer stays in the pool until two GCs have passed, so a burst of N requests leaves up to N
+// of them there: 1 000 streams opened together leave 4 MiB, where prompt-sized buffers would
+// leave a prompt per stream. maxPooledScratch lets a buffer an escape-heavy body grew go back.
+const (
+	pooledScratchSize = 4 << 10
+	maxPooledScratch  = 8 << 10
+)
 
 func putScratch(b *[]byte) {
 	if cap(*b) <= maxPooledScratch {
@@ -261,17 +329,23 @@ func putScratch(b *[]byte) {
 }
 
 // sendTo posts the encoded JSON body to t, as send does. body must not change afterwards: the
-// transport may read it again (GetBody) after this returns.
-func (b *base) sendTo(ctx context.Context, t *target, body []byte, parse errParser) (*call, error) {
+// transport may read it after this returns. scratch, when not nil, is the pooled buffer body was
+// encoded into ([scratchPool]); the call puts it back once the transport is done with the body
+// (see [call.unhold]), so the caller must not use body or scratch after this.
+func (b *base) sendTo(ctx context.Context, t *target, body []byte, scratch *[]byte, parse errParser) (*call, error) {
 	if t.tmpl == nil {
+		if scratch != nil {
+			putScratch(scratch)
+		}
 		err := t.err
 		if err == nil {
 			err = errors.New("no request target")
 		}
 		return nil, &Error{Kind: KindBadRequest, Provider: b.name, Message: "failed to build request", Err: err}
 	}
-	c := &call{ctx: ctx}
-	req := t.tmpl.WithContext(c.wd.start(ctx, b.timeout))
+	c := &call{ctx: ctx, sent: body, scratch: scratch}
+	c.trace.WroteRequest = c.wroteRequest
+	req := t.tmpl.WithContext(httptrace.WithClientTrace(c.wd.start(ctx, b.timeout), &c.trace))
 	c.cancel = c.wd.cancel
 	// What http.NewRequest sets for a *bytes.Reader body. The body stays a *bytes.Reader behind
 	// io.NopCloser: the transport recognises that as in memory and writes the headers and the
@@ -279,8 +353,10 @@ func (b *base) sendTo(ctx context.Context, t *target, body []byte, parse errPars
 	req.ContentLength = int64(len(body))
 	c.reqBody.Reset(body)
 	req.Body = io.NopCloser(&c.reqBody)
-	req.GetBody = func() (io.ReadCloser, error) { return io.NopCloser(bytes.NewReader(body)), nil }
+	req.GetBody = c.getBody
+	c.holds.Store(2) // Do, and the write of reqBody
 	resp, err := b.hc.Do(req)
+	c.unhold()
 	if err != nil {
 		c.close()
 		return nil, b.transportError(ctx, &c.wd, err)

@@ -1,7 +1,6 @@
 package providers
 
 import (
-	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
@@ -177,16 +176,43 @@ func (o *openAI) chatBody(req *ChatRequest, stream bool) *oaiChatRequest {
 
 // encodeChat is json.Marshal(o.chatBody(req, stream)), byte for byte (openai_encode_test.go
 // holds it to that), without reflection or the intermediate struct when [appendChat] can write
-// it. The result is sized to the body: the transport may read it again after the call returns
-// (GetBody), so it is never recycled.
-func (o *openAI) encodeChat(req *ChatRequest, stream bool) ([]byte, error) {
-	sp := scratchPool.Get().(*[]byte)
-	defer putScratch(sp)
+// it. A body that fits a pooled buffer is written into one, returned as sp for [base.sendTo] to
+// recycle once the transport is done with it; a larger one gets a buffer of its own, sized
+// once, which the call drops then (sp nil): a burst of long prompts would otherwise leave the
+// pool holding a prompt-sized buffer per request until two GCs have passed. sp is nil as well
+// when encoding/json wrote the body.
+func (o *openAI) encodeChat(req *ChatRequest, stream bool) (body []byte, sp *[]byte, err error) {
+	if n := chatSize(req); n > pooledScratchSize {
+		if b, ok := o.appendChat(make([]byte, 0, n), req, stream); ok {
+			return b, nil, nil
+		}
+		return o.marshalChat(req, stream)
+	}
+	sp = scratchPool.Get().(*[]byte)
 	if b, ok := o.appendChat((*sp)[:0], req, stream); ok {
 		*sp = b
-		return bytes.Clone(b), nil
+		return b, sp, nil
 	}
-	return o.marshal(o.chatBody(req, stream))
+	putScratch(sp)
+	return o.marshalChat(req, stream)
+}
+
+func (o *openAI) marshalChat(req *ChatRequest, stream bool) ([]byte, *[]byte, error) {
+	body, err := o.marshal(o.chatBody(req, stream))
+	return body, nil, err
+}
+
+// chatSize is about the size of req's body: its texts, the JSON around them and a margin for
+// escapes.
+func chatSize(req *ChatRequest) int {
+	n := 160 + len(req.Model) + len(req.User)
+	for i := range req.Messages {
+		n += 32 + len(req.Messages[i].Role) + len(req.Messages[i].Content)
+	}
+	for _, s := range req.Stop {
+		n += 4 + len(s)
+	}
+	return n + n/16
 }
 
 // appendChat appends the body chatBody describes; ok is false when encoding/json must write it:
@@ -267,11 +293,11 @@ func (o *openAI) appendChat(b []byte, req *ChatRequest, stream bool) (_ []byte, 
 }
 
 func (o *openAI) Chat(ctx context.Context, req *ChatRequest) (*ChatResponse, error) {
-	body, err := o.encodeChat(req, false)
+	body, sp, err := o.encodeChat(req, false)
 	if err != nil {
 		return nil, err
 	}
-	c, err := o.sendTo(ctx, &o.chat, body, parseOpenAIError)
+	c, err := o.sendTo(ctx, &o.chat, body, sp, parseOpenAIError)
 	if err != nil {
 		return nil, err
 	}
@@ -294,11 +320,11 @@ func (o *openAI) Chat(ctx context.Context, req *ChatRequest) (*ChatResponse, err
 }
 
 func (o *openAI) ChatStream(ctx context.Context, req *ChatRequest) (Stream, error) {
-	body, err := o.encodeChat(req, true)
+	body, sp, err := o.encodeChat(req, true)
 	if err != nil {
 		return nil, err
 	}
-	c, err := o.sendTo(ctx, &o.chat, body, parseOpenAIError)
+	c, err := o.sendTo(ctx, &o.chat, body, sp, parseOpenAIError)
 	if err != nil {
 		return nil, err
 	}
@@ -379,7 +405,7 @@ func (o *openAI) Embed(ctx context.Context, req *EmbedRequest) (*EmbedResponse, 
 	if err != nil {
 		return nil, err
 	}
-	c, err := o.sendTo(ctx, &o.embed, body, parseOpenAIError)
+	c, err := o.sendTo(ctx, &o.embed, body, nil, parseOpenAIError)
 	if err != nil {
 		return nil, err
 	}
@@ -417,7 +443,7 @@ func (o *openAIModerator) Moderate(ctx context.Context, model string, input []st
 	if err != nil {
 		return nil, err
 	}
-	c, err := o.sendTo(ctx, &o.moderate, enc, parseOpenAIError)
+	c, err := o.sendTo(ctx, &o.moderate, enc, nil, parseOpenAIError)
 	if err != nil {
 		return nil, err
 	}

@@ -79,10 +79,15 @@ func chatRequests() []*ChatRequest {
 func TestChatBodyIsEncodingJSONsByteForByte(t *testing.T) {
 	for _, official := range []bool{true, false} {
 		o := &openAI{base: base{name: "x"}, official: official}
-		for _, req := range chatRequests() {
+		// Bodies larger than a pooled buffer get one of their own, sized by chatSize: escapes
+		// (which the size only estimates) must still come out whole.
+		long := strings.Repeat("<\"caf\u00e9\u2028\n\t", 700)
+		reqs := append(chatRequests(), &ChatRequest{Model: "m", Messages: []Message{{Role: "system", Content: long}, {Role: "user", Content: long[:5000]}}},
+			&ChatRequest{Model: "m", Messages: []Message{{Role: "user", Content: strings.Repeat("plain text ", 400)}}, Stop: []string{long[:300]}})
+		for _, req := range reqs {
 			for _, stream := range []bool{false, true} {
 				want, wantErr := json.Marshal(o.chatBody(req, stream))
-				got, err := o.encodeChat(req, stream)
+				got, sp, err := o.encodeChat(req, stream)
 				if wantErr != nil {
 					require.Error(t, err, "encoding/json refuses %+v", req)
 					pe, ok := AsError(err)
@@ -93,6 +98,9 @@ func TestChatBodyIsEncodingJSONsByteForByte(t *testing.T) {
 				}
 				require.NoError(t, err)
 				require.Equal(t, string(want), string(got), "request %+v (official %v, stream %v)", req, official, stream)
+				if sp != nil {
+					putScratch(sp) // as the call does once the body is sent: the next request reuses it
+				}
 			}
 		}
 	}
@@ -107,7 +115,7 @@ func FuzzChatBodyIsEncodingJSONs(f *testing.F) {
 		req := &ChatRequest{Model: model, Messages: []Message{{Role: role, Content: content}}, Stop: []string{stop},
 			User: user, Temperature: &temp, TopP: &temp, MaxTokens: maxTokens, ResponseFormat: &ResponseFormat{Type: role, Name: user}}
 		want, wantErr := json.Marshal(o.chatBody(req, false))
-		got, err := o.encodeChat(req, false)
+		got, _, err := o.encodeChat(req, false)
 		require.Equal(t, wantErr == nil, err == nil)
 		require.Equal(t, string(want), string(got))
 	})
@@ -121,8 +129,12 @@ func BenchmarkEncodeChatBody(b *testing.B) {
 	b.Run("Append", func(b *testing.B) {
 		b.ReportAllocs()
 		for b.Loop() {
-			if _, err := o.encodeChat(req, false); err != nil {
+			_, sp, err := o.encodeChat(req, false)
+			if err != nil {
 				b.Fatal(err)
+			}
+			if sp != nil {
+				putScratch(sp) // as the call does once the body is sent
 			}
 		}
 	})
