@@ -3,7 +3,6 @@ package storetest
 import (
 	"context"
 	"fmt"
-	"net"
 	"os"
 	"os/exec"
 	"sync"
@@ -46,13 +45,11 @@ func startRedis() {
 		redisErr = fmt.Errorf("REDIS_URL is unset and redis-server is not on PATH: run make test (hack/with-redis.sh installs it)")
 		return
 	}
-	l, err := net.Listen("tcp", "127.0.0.1:0")
+	port, err := freeLoopbackPort()
 	if err != nil {
-		redisErr = fmt.Errorf("failed to find a free port: %w", err)
+		redisErr = err
 		return
 	}
-	port := l.Addr().(*net.TCPAddr).Port
-	_ = l.Close()
 	if redisDir, err = os.MkdirTemp("", "redis-test"); err != nil {
 		redisErr = fmt.Errorf("failed to create a redis dir: %w", err)
 		return
@@ -66,13 +63,9 @@ func startRedis() {
 	redisURL = fmt.Sprintf("redis://127.0.0.1:%d/0", port)
 	c := redis.NewClient(&redis.Options{Addr: fmt.Sprintf("127.0.0.1:%d", port)})
 	defer c.Close()
-	for range 300 {
-		if c.Ping(context.Background()).Err() == nil {
-			return
-		}
-		time.Sleep(10 * time.Millisecond) // readiness of a child process: there is no event to wait on
+	if !poll(3*time.Second, nil, func() bool { return c.Ping(context.Background()).Err() == nil }) {
+		redisErr = fmt.Errorf("redis-server did not answer on %s", redisURL)
 	}
-	redisErr = fmt.Errorf("redis-server did not answer on %s", redisURL)
 }
 
 // StopRedis stops the redis-server RedisURL started, if any. Call it from TestMain.

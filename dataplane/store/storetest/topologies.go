@@ -113,26 +113,44 @@ func startServer(t testing.TB, dir, name string, args ...string) {
 
 func freePort(t testing.TB) int {
 	t.Helper()
-	l, err := net.Listen("tcp", "127.0.0.1:0")
+	port, err := freeLoopbackPort()
 	require.NoError(t, err)
-	defer l.Close()
-	return l.Addr().(*net.TCPAddr).Port
+	return port
 }
 
-// waitFor polls cond until it holds, failing t after 20 s. Child processes and a cluster's
-// gossip give no event to wait on, so polling is the only way to learn that they are ready.
+// freeLoopbackPort returns a port of 127.0.0.1 that nothing listened on a moment ago.
+func freeLoopbackPort() (int, error) {
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		return 0, fmt.Errorf("failed to find a free port: %w", err)
+	}
+	defer l.Close()
+	return l.Addr().(*net.TCPAddr).Port, nil
+}
+
+// waitFor polls cond until it holds, failing t after 20 s or when t ends.
 func waitFor(t testing.TB, what string, cond func() bool) {
 	t.Helper()
+	if !poll(20*time.Second, t.Context().Done(), cond) {
+		t.Fatalf("timed out waiting for %s", what)
+	}
+}
+
+// poll checks cond every 20 ms until it holds (true), timeout passes or stop is closed (false).
+// Child processes and a cluster's gossip give no event to wait on, so polling is the only way to
+// learn that they are ready.
+func poll(timeout time.Duration, stop <-chan struct{}, cond func() bool) bool {
 	tick := time.NewTicker(20 * time.Millisecond)
 	defer tick.Stop()
-	deadline := time.After(20 * time.Second)
+	deadline := time.After(timeout)
 	for !cond() {
 		select {
 		case <-tick.C:
 		case <-deadline:
-			t.Fatalf("timed out waiting for %s", what)
-		case <-t.Context().Done():
-			t.Fatalf("test ended while waiting for %s", what)
+			return false
+		case <-stop:
+			return false
 		}
 	}
+	return true
 }
