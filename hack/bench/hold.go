@@ -71,6 +71,14 @@ func holdStreams(ctx context.Context, o options, pm *procs, bins map[string]stri
 	}
 	defer pm.stop(dp)
 	targets = append(targets, dp)
+	if name, bin := compareTarget(bins); bin != "" {
+		dpc, err := startDataplane(ctx, pm, "slow-"+name, bin, root, tmp, mock.url, "", o.dataplaneLog, env...)
+		if err != nil {
+			return nil, err
+		}
+		defer pm.stop(dpc)
+		targets = append(targets, dpc)
+	}
 	if o.redisURL != "" {
 		dpr, err := startDataplane(ctx, pm, "slow-dataplane+redis", bins["dataplane"], root, tmp, mock.url, o.redisURL, o.dataplaneLog, env...)
 		if err != nil {
@@ -169,7 +177,7 @@ func (r *holdReport) markdown() string {
 	}
 	b.WriteString("\nRSS counts the pages of the executable that were touched (tens of MiB for the data plane's binary, depending on the page cache); anonymous RSS is the process's own memory.\n")
 	for _, x := range r.results {
-		if strings.HasPrefix(x.target, "dataplane") && !strings.HasSuffix(x.target, "-pprof") {
+		if strings.HasPrefix(x.target, "dataplane") && !strings.HasSuffix(x.target, "-pprof") && !strings.Contains(x.target, "@") { // not --compare-rev's
 			ok := "yes"
 			if x.peak >= 100<<20 || x.errs > 0 {
 				ok = "**no**"

@@ -64,6 +64,7 @@ type options struct {
 	holdFor      time.Duration
 	holdProfile  bool
 	holdTLS      bool
+	compareRev   string
 }
 
 func parseFlags(args []string) (options, error) {
@@ -94,6 +95,7 @@ func parseFlags(args []string) (options, error) {
 	fs.DurationVar(&o.holdFor, "hold-for", 5*time.Second, "how long each held stream lasts")
 	fs.BoolVar(&o.holdProfile, "hold-profile", false, "with --hold-streams: also hold them through a pprof build of the data plane and save its heap and goroutine profiles while they are open")
 	fs.BoolVar(&o.holdTLS, "hold-tls", false, "with --hold-streams: the slow mock serves HTTPS with HTTP/2, as hosted providers do (a self-signed certificate the floor and the data plane trust through SSL_CERT_FILE)")
+	fs.StringVar(&o.compareRev, "compare-rev", "", "also measure a data plane built from this git revision (e.g. HEAD~1), interleaved with the working tree's, in the table and with --hold-streams: before and after in one run")
 	if err := fs.Parse(args); err != nil {
 		return o, err
 	}
@@ -168,6 +170,11 @@ func run(ctx context.Context, o options) error {
 	if err != nil {
 		return err
 	}
+	if o.compareRev != "" {
+		if err := buildRevision(ctx, root, tmp, o.compareRev, bins); err != nil {
+			return err
+		}
+	}
 	wrkPath := ""
 	if o.useWrk && slices.Contains(o.kinds, "chat") || o.profile {
 		if wrkPath, err = ensureWrk(ctx); err != nil {
@@ -194,6 +201,13 @@ func run(ctx context.Context, o options) error {
 			return err
 		}
 		targets = append(targets, dp)
+		if name, bin := compareTarget(bins); bin != "" {
+			dpc, err := startDataplane(ctx, pm, name, bin, root, tmp, mock.url, "", o.dataplaneLog, "")
+			if err != nil {
+				return err
+			}
+			targets = append(targets, dpc)
+		}
 		if o.redisURL != "" {
 			dpr, err := startDataplane(ctx, pm, "dataplane+redis", bins["dataplane"], root, tmp, mock.url, o.redisURL, o.dataplaneLog, "")
 			if err != nil {

@@ -67,6 +67,58 @@ func build(ctx context.Context, root, dir string, profile bool) (map[string]stri
 	return out, nil
 }
 
+// compareKey is the bins entry of the data plane built by --compare-rev: "dataplane@<hash>".
+const compareKey = "dataplane@"
+
+// buildRevision builds the data plane of git revision rev (with the shipped flags) from an
+// exported copy of that revision's tree, so the working tree and the repository stay as they
+// are, and adds it to bins as dataplane@<short hash>.
+func buildRevision(ctx context.Context, root, dir, rev string, bins map[string]string) error {
+	out, err := exec.CommandContext(ctx, "git", "-C", root, "rev-parse", "--short", rev+"^{commit}").Output()
+	if err != nil {
+		return fmt.Errorf("--compare-rev %q is not a commit of this repository: %w", rev, err)
+	}
+	hash := strings.TrimSpace(string(out))
+	src := filepath.Join(dir, "src-"+hash)
+	if err := os.MkdirAll(src, 0o700); err != nil {
+		return err
+	}
+	logf("building the data plane of %s (%s)", rev, hash)
+	archive := exec.CommandContext(ctx, "git", "-C", root, "archive", "--format=tar", hash)
+	untar := exec.CommandContext(ctx, "tar", "-x", "-C", src)
+	pipe, err := archive.StdoutPipe()
+	if err != nil {
+		return err
+	}
+	untar.Stdin = pipe
+	if err := untar.Start(); err != nil {
+		return fmt.Errorf("failed to start tar: %w", err)
+	}
+	if err := archive.Run(); err != nil {
+		_ = untar.Wait()
+		return fmt.Errorf("failed to export %s: %w", hash, err)
+	}
+	if err := untar.Wait(); err != nil {
+		return fmt.Errorf("failed to unpack %s: %w", hash, err)
+	}
+	path := filepath.Join(dir, "dataplane-"+hash)
+	if err := goBuild(ctx, src, path, "./cmd/dataplane", dataplaneBuildFlags...); err != nil {
+		return err
+	}
+	bins[compareKey+hash] = path
+	return nil
+}
+
+// compareTarget returns the name and binary of the --compare-rev data plane, if one was built.
+func compareTarget(bins map[string]string) (name, bin string) {
+	for k, v := range bins {
+		if strings.HasPrefix(k, compareKey) {
+			return k, v
+		}
+	}
+	return "", ""
+}
+
 func goBuild(ctx context.Context, root, out, pkg string, extra ...string) error {
 	args := append([]string{"build", "-o", out}, extra...)
 	args = append(args, pkg)
