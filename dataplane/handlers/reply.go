@@ -2,6 +2,7 @@ package handlers
 
 import (
 	"net/http"
+	"strconv"
 	"sync"
 
 	"github.com/gin-gonic/gin"
@@ -53,11 +54,22 @@ func (r *completionReply) appendJSON(b []byte) []byte {
 	return append(b, "}}"...)
 }
 
-// writeCompletion is c.JSON(http.StatusOK, r.completion()).
+// writeCompletion is c.JSON(http.StatusOK, r.completion()), sent at once. net/http sends a
+// reply it buffered only when the handler returns, that is after every middleware's way out
+// (access log, metrics, tracing span); over HTTP/1 the reply goes with its Content-Length and a
+// flush instead, so the client has it while those run. (HTTP/2 would pay a frame for it: an
+// empty DATA frame to end the stream.)
 func writeCompletion(c *gin.Context, r *completionReply) {
 	j := replyPool.Get().(*jsonReply)
 	j.b = r.appendJSON(j.b[:0])
+	now := c.Request.ProtoMajor == 1
+	if now {
+		c.Writer.Header()["Content-Length"] = []string{strconv.Itoa(len(j.b))}
+	}
 	c.Render(http.StatusOK, j)
+	if now {
+		c.Writer.Flush()
+	}
 	if cap(j.b) <= maxPooledReply {
 		replyPool.Put(j)
 	}

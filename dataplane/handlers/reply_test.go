@@ -6,6 +6,7 @@ import (
 	"math/rand/v2"
 	"net/http"
 	"net/http/httptest"
+	"strconv"
 	"strings"
 	"testing"
 
@@ -45,21 +46,33 @@ func TestCompletionReplyIsEncodingJSONsByteForByte(t *testing.T) {
 	}
 }
 
-// The whole reply, headers included, is what c.JSON wrote; the pooled buffer is reused.
+// The whole reply, headers included, is what c.JSON wrote, plus the Content-Length net/http
+// would have added and a flush over HTTP/1; the pooled buffer is reused.
 func TestWriteCompletionWritesWhatCJSONWrote(t *testing.T) {
 	gin.SetMode(gin.TestMode)
-	for _, r := range completionReplies()[:80] {
+	for i, r := range completionReplies()[:80] {
+		req := httptest.NewRequest(http.MethodPost, "/v1/chat/completions", nil)
+		if i%2 == 1 {
+			req.Proto, req.ProtoMajor, req.ProtoMinor = "HTTP/2.0", 2, 0
+		}
 		want := httptest.NewRecorder()
 		wc, _ := gin.CreateTestContext(want)
+		wc.Request = req
 		wc.JSON(http.StatusOK, r.completion())
 
 		got := httptest.NewRecorder()
 		gc, _ := gin.CreateTestContext(got)
+		gc.Request = req
 		writeCompletion(gc, r)
 
+		wantHeader := want.Header().Clone()
+		if req.ProtoMajor == 1 {
+			wantHeader.Set("Content-Length", strconv.Itoa(want.Body.Len()))
+		}
 		require.Equal(t, want.Code, got.Code)
-		require.Equal(t, want.Header(), got.Header())
+		require.Equal(t, wantHeader, got.Header())
 		require.Equal(t, want.Body.String(), got.Body.String())
+		require.Equal(t, req.ProtoMajor == 1, got.Flushed, "flushed over HTTP/1 only")
 		require.Empty(t, gc.Errors)
 	}
 }
@@ -87,6 +100,7 @@ func BenchmarkWriteCompletion(b *testing.B) {
 	// cleared so that Content-Type is set every time, as on a fresh response.
 	w := &discardWriter{h: http.Header{}}
 	c, _ := gin.CreateTestContext(w)
+	c.Request = httptest.NewRequest(http.MethodPost, "/v1/chat/completions", nil)
 	b.Run("Append", func(b *testing.B) {
 		b.ReportAllocs()
 		for b.Loop() {
@@ -117,3 +131,5 @@ func (w *discardWriter) Write(b []byte) (int, error) {
 }
 
 func (w *discardWriter) WriteHeader(int) {}
+
+func (w *discardWriter) Flush() {}
