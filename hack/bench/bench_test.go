@@ -230,3 +230,31 @@ func TestTheBenchBuildsTheDataPlaneAsTheMakefileDoes(t *testing.T) {
 		"the Makefile's data plane build line must use DATAPLANE_BUILD_FLAGS")
 	require.Equal(t, flags, dataplaneBuildFlags)
 }
+
+func TestCompareTablePairsTheRoundsOfTheTwoBuilds(t *testing.T) {
+	r := &report{targets: []string{"direct", "floor", "dataplane", "dataplane@abc1234"}, results: map[cellKey][]cellResult{
+		{"chat", 1, "dataplane"}: {
+			{p50: 400 * time.Microsecond, rps: 2000, cpuMsPerReq: 0.300},
+			{p50: 500 * time.Microsecond, rps: 1900, cpuMsPerReq: 0.310},
+			{p50: 450 * time.Microsecond, rps: 2100, cpuMsPerReq: 0.290},
+		},
+		{"chat", 1, "dataplane@abc1234"}: {
+			{p50: 420 * time.Microsecond, rps: 1900, cpuMsPerReq: 0.320},
+			{p50: 490 * time.Microsecond, rps: 2000, cpuMsPerReq: 0.300},
+			{p50: 480 * time.Microsecond, rps: 2000, cpuMsPerReq: 0.300},
+		},
+	}}
+	var b strings.Builder
+	r.compareTable(&b, "chat", 1)
+	out := b.String()
+	require.Contains(t, out, "dataplane against dataplane@abc1234 (3 rounds)")
+	// p50 changes −20, +10, −30 µs: median −20, two rounds better.
+	require.Contains(t, out, "| p50 | -20 µs | 2 / 1 | -30 … +10 |\n")
+	// req/s +5.3 %, −5.0 %, +5.0 %.
+	require.Contains(t, out, "| req/s | +5.0 % | 2 / 1 | -5.0 … +5.3 |\n")
+	require.Contains(t, out, "| CPU ms/req | -0.010 ms | 2 / 1 | -0.020 … +0.010 |\n")
+
+	var none strings.Builder
+	(&report{targets: []string{"floor", "dataplane"}, results: r.results}).compareTable(&none, "chat", 1)
+	require.Empty(t, none.String(), "no table without a --compare-rev target")
+}

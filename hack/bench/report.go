@@ -173,6 +173,7 @@ func (r *report) markdown() string {
 				b.WriteString("\n")
 			}
 			r.kernelTable(&b, kind, c)
+			r.compareTable(&b, kind, c)
 		}
 	}
 	b.WriteString("\n" + r.verdicts())
@@ -202,6 +203,62 @@ func (r *report) kernelTable(b *strings.Builder, kind string, c int) {
 		}
 		fmt.Fprintf(b, "| %s | %.2f | %.2f | %.2f | %.2f | %.2f | %.2f | %s | %s |\n",
 			t, s.readCalls, s.writeCalls, s.ioCalls(), s.volCS, s.involCS, s.ctxSwitches(), rio, rcs)
+	}
+}
+
+// compareTable writes, under a cell measured with --compare-rev, the working tree's data plane
+// against the other revision's round by round: the two ran in the same rounds, next to each other
+// or nearly, so a round's difference cancels most of what the machine did to both, and the median
+// of the differences (with how many rounds went each way) tells a small change from the noise
+// better than the difference of the two medians above.
+func (r *report) compareTable(b *strings.Builder, kind string, c int) {
+	var base string
+	for _, t := range r.targets {
+		if strings.HasPrefix(t, compareKey) {
+			base = t
+		}
+	}
+	now, before := r.results[cellKey{kind, c, "dataplane"}], r.results[cellKey{kind, c, base}]
+	n := min(len(now), len(before))
+	if base == "" || n == 0 {
+		return
+	}
+	type metric struct {
+		name string
+		// diff is round i's change from before to now, in the unit printed; lower is better when
+		// lowerBetter.
+		diff        func(a, b cellResult) float64
+		unit        string
+		lowerBetter bool
+	}
+	metrics := []metric{
+		{"p50", func(a, b cellResult) float64 { return float64((a.p50 - b.p50).Microseconds()) }, " µs", true},
+		{"req/s", func(a, b cellResult) float64 { return 100 * (a.rps/b.rps - 1) }, " %", false},
+		{"CPU ms/req", func(a, b cellResult) float64 { return a.cpuMsPerReq - b.cpuMsPerReq }, " ms", true},
+	}
+	if kind == "stream" {
+		metrics = append(metrics[:1:1], append([]metric{{"TTFB p50", func(a, b cellResult) float64 { return float64((a.ttfb50 - b.ttfb50).Microseconds()) }, " µs", true}}, metrics[1:]...)...)
+	}
+	fmt.Fprintf(b, "\nRound by round, dataplane against %s (%d rounds):\n\n| metric | median change | rounds better / worse | smallest … largest change |\n|---|---:|---:|---:|\n", base, n)
+	for _, m := range metrics {
+		ds := make([]float64, n)
+		better, worse := 0, 0
+		for i := range n {
+			ds[i] = m.diff(now[i], before[i])
+			if ds[i] != 0 && (ds[i] < 0) == m.lowerBetter {
+				better++
+			} else if ds[i] != 0 {
+				worse++
+			}
+		}
+		digits := 0
+		if m.unit == " ms" {
+			digits = 3
+		} else if m.unit == " %" {
+			digits = 1
+		}
+		fmt.Fprintf(b, "| %s | %+.*f%s | %d / %d | %+.*f … %+.*f |\n", m.name, digits, median(ds), m.unit, better, worse,
+			digits, slices.Min(ds), digits, slices.Max(ds))
 	}
 }
 
