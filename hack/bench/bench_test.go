@@ -3,6 +3,7 @@ package main
 import (
 	"encoding/json"
 	"os"
+	"path/filepath"
 	"runtime"
 	"strings"
 	"syscall"
@@ -10,6 +11,10 @@ import (
 	"time"
 
 	"github.com/stretchr/testify/require"
+
+	"github.com/nself-org/ai-orchestration/dataplane/config"
+	"github.com/nself-org/ai-orchestration/hack/internal/harness"
+	"github.com/nself-org/ai-orchestration/internal/compiler"
 )
 
 func TestWorkloadBodiesAreValidOpenAIRequestsWithUniquePrompts(t *testing.T) {
@@ -257,4 +262,40 @@ func TestCompareTablePairsTheRoundsOfTheTwoBuilds(t *testing.T) {
 	var none strings.Builder
 	(&report{targets: []string{"floor", "dataplane"}, results: r.results}).compareTable(&none, "chat", 1)
 	require.Empty(t, none.String(), "no table without a --compare-rev target")
+}
+
+// --bare's data plane runs on the benchmark's key and provider with a route that does none of the
+// chain's work, and both folders compile without problems.
+func TestBareManifestsKeepTheProviderAndDropTheChain(t *testing.T) {
+	root, err := harness.ModuleRoot()
+	require.NoError(t, err)
+	snapshot := func(name string) *config.Snapshot {
+		files, err := manifestFiles(root, name)
+		require.NoError(t, err)
+		dir := t.TempDir()
+		for _, f := range files {
+			b, err := os.ReadFile(f)
+			require.NoError(t, err)
+			b = []byte(strings.ReplaceAll(string(b), "BENCH_UPSTREAM", "http://127.0.0.1:1"))
+			require.NoError(t, os.WriteFile(filepath.Join(dir, filepath.Base(f)), b, 0o600))
+		}
+		in, err := compiler.LoadDir(dir)
+		require.NoError(t, err)
+		res := compiler.Compile(in)
+		require.Empty(t, res.Problems)
+		return res.Snapshot
+	}
+	full, bare := snapshot("dataplane"), snapshot(bareTarget)
+	require.Len(t, full.Routes, 1)
+	require.Len(t, bare.Routes, 1)
+	require.NotEmpty(t, full.Routes[0].RateLimits)
+	require.NotEmpty(t, full.Budgets)
+	require.True(t, full.Routes[0].Cache.Enabled)
+	require.Empty(t, bare.Routes[0].RateLimits)
+	require.Empty(t, bare.Budgets)
+	require.False(t, bare.Routes[0].Cache.Enabled)
+	require.Equal(t, config.Guardrails{}, bare.Routes[0].Guardrails)
+	require.Equal(t, full.Providers, bare.Providers)
+	require.Equal(t, full.Routes[0].Targets, bare.Routes[0].Targets)
+	require.Equal(t, full.APIKeys, bare.APIKeys)
 }

@@ -216,28 +216,57 @@ func (pm *procs) startListeningEnv(ctx context.Context, name, bin string, env []
 
 func (pm *procs) stop(p *proc) { pm.Group.Stop(p.Proc) }
 
-// startDataplane copies hack/bench/manifests to a fresh folder with the mock's address filled
-// in, starts the data plane on it and waits until /readyz says the snapshot is loaded.
+// bareTarget is the data plane --bare adds: the manifests' key and provider with
+// hack/bench/manifests-bare's route (no rate limit, budget, guardrail or cache) and no access log.
+const bareTarget = "dataplane-bare"
+
+// manifestFiles lists the manifests the data plane called name runs on.
+func manifestFiles(root, name string) ([]string, error) {
+	dirs := []string{filepath.Join(root, "hack", "bench", "manifests")}
+	keep := func(string) bool { return true }
+	if name == bareTarget {
+		dirs = append(dirs, filepath.Join(root, "hack", "bench", "manifests-bare"))
+		keep = func(path string) bool {
+			base := filepath.Base(path)
+			return filepath.Base(filepath.Dir(path)) == "manifests-bare" || base == "00-keys.yaml" || base == "10-provider.yaml"
+		}
+	}
+	var files []string
+	for _, dir := range dirs {
+		paths, err := filepath.Glob(filepath.Join(dir, "*.yaml"))
+		if err != nil {
+			return nil, err
+		}
+		for _, p := range paths {
+			if keep(p) {
+				files = append(files, p)
+			}
+		}
+	}
+	if len(files) == 0 {
+		return nil, fmt.Errorf("no manifests for %s under %s", name, dirs[0])
+	}
+	return files, nil
+}
+
+// startDataplane copies its manifests ([manifestFiles]) to a fresh folder with the mock's address
+// filled in, starts the data plane on it and waits until /readyz says the snapshot is loaded.
 func startDataplane(ctx context.Context, pm *procs, name, bin, root, tmp, upstream, redisURL, logLevel string, env ...string) (*proc, error) {
 	dir := filepath.Join(tmp, "manifests-"+strings.NewReplacer("+", "-").Replace(name))
 	if err := os.MkdirAll(dir, 0o700); err != nil {
 		return nil, fmt.Errorf("failed to create %s: %w", dir, err)
 	}
-	src := filepath.Join(root, "hack", "bench", "manifests")
-	entries, err := os.ReadDir(src)
+	files, err := manifestFiles(root, name)
 	if err != nil {
-		return nil, fmt.Errorf("failed to read %s: %w", src, err)
+		return nil, err
 	}
-	for _, e := range entries {
-		if e.IsDir() || !strings.HasSuffix(e.Name(), ".yaml") {
-			continue
-		}
-		b, err := os.ReadFile(filepath.Join(src, e.Name()))
+	for _, f := range files {
+		b, err := os.ReadFile(f)
 		if err != nil {
 			return nil, fmt.Errorf("failed to read manifest: %w", err)
 		}
 		b = []byte(strings.ReplaceAll(string(b), "BENCH_UPSTREAM", upstream))
-		if err := os.WriteFile(filepath.Join(dir, e.Name()), b, 0o600); err != nil {
+		if err := os.WriteFile(filepath.Join(dir, filepath.Base(f)), b, 0o600); err != nil {
 			return nil, fmt.Errorf("failed to write manifest: %w", err)
 		}
 	}
