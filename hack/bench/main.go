@@ -66,6 +66,7 @@ type options struct {
 	holdTLS      bool
 	compareRev   string
 	bare         bool
+	profileBare  bool
 }
 
 func parseFlags(args []string) (options, error) {
@@ -97,6 +98,7 @@ func parseFlags(args []string) (options, error) {
 	fs.BoolVar(&o.holdProfile, "hold-profile", false, "with --hold-streams: also hold them through a pprof build of the data plane and save its heap and goroutine profiles while they are open")
 	fs.BoolVar(&o.holdTLS, "hold-tls", false, "with --hold-streams: the slow mock serves HTTPS with HTTP/2, as hosted providers do (a self-signed certificate the floor and the data plane trust through SSL_CERT_FILE)")
 	fs.StringVar(&o.compareRev, "compare-rev", "", "also measure a data plane built from this git revision (e.g. HEAD~1), interleaved with the working tree's, in the table and with --hold-streams: before and after in one run")
+	fs.BoolVar(&o.profileBare, "profile-bare", false, "with --profile: profile the --bare data plane (no chain, no access log) instead of the full one")
 	fs.BoolVar(&o.bare, "bare", false, "also measure the data plane on a route with no rate limit, budget, guardrail or cache and no access log (hack/bench/manifests-bare): its plumbing alone")
 	if err := fs.Parse(args); err != nil {
 		return o, err

@@ -224,7 +224,7 @@ const bareTarget = "dataplane-bare"
 func manifestFiles(root, name string) ([]string, error) {
 	dirs := []string{filepath.Join(root, "hack", "bench", "manifests")}
 	keep := func(string) bool { return true }
-	if name == bareTarget {
+	if name == bareTarget || name == bareTarget+"-pprof" {
 		dirs = append(dirs, filepath.Join(root, "hack", "bench", "manifests-bare"))
 		keep = func(path string) bool {
 			base := filepath.Base(path)

@@ -17,6 +17,8 @@ import (
 )
 
 type profileResult struct {
+	// target is the data plane profiled: "dataplane", or --profile-bare's bareTarget.
+	target                   string
 	kind                     string
 	load                     loadResult
 	conc                     int
@@ -35,7 +37,11 @@ func profileDataplane(ctx context.Context, o options, pm *procs, bins map[string
 		return nil, err
 	}
 	pprofAddr := "127.0.0.1:" + strconv.Itoa(port)
-	dp, err := startDataplane(ctx, pm, "dataplane-pprof", bins["dataplane-pprof"], root, tmp, upstream, o.redisURL, o.dataplaneLog, "BENCH_PPROF_ADDR="+pprofAddr)
+	name, logLevel := "dataplane-pprof", o.dataplaneLog
+	if o.profileBare {
+		name, logLevel = bareTarget+"-pprof", "warn"
+	}
+	dp, err := startDataplane(ctx, pm, name, bins["dataplane-pprof"], root, tmp, upstream, o.redisURL, logLevel, "BENCH_PPROF_ADDR="+pprofAddr)
 	if err != nil {
 		return nil, err
 	}
@@ -64,7 +70,10 @@ func profileDataplane(ctx context.Context, o options, pm *procs, bins map[string
 	if o.profileKind != "chat" {
 		stamp += "-" + o.profileKind
 	}
-	res := &profileResult{kind: o.profileKind, conc: o.profileConc, seconds: o.profileFor,
+	if o.profileBare {
+		stamp += "-bare"
+	}
+	res := &profileResult{target: strings.TrimSuffix(name, "-pprof"), kind: o.profileKind, conc: o.profileConc, seconds: o.profileFor,
 		cpuFile: filepath.Join(dir, stamp+"-cpu.pprof"), allocFile: filepath.Join(dir, stamp+"-allocs.pprof")}
 	secs := strconv.Itoa(int(o.profileFor.Seconds()))
 	var wg sync.WaitGroup
@@ -137,8 +146,8 @@ func fetch(ctx context.Context, url, path string) error {
 
 func (p *profileResult) markdown() string {
 	var b strings.Builder
-	fmt.Fprintf(&b, "### Profile of the data plane (%s, c=%d, %s; %.0f req/s, p50 %s during the profile)\n\n",
-		p.kind, p.conc, p.seconds, p.load.rps, us(p.load.p50))
+	fmt.Fprintf(&b, "### Profile of %s (%s, c=%d, %s; %.0f req/s, p50 %s during the profile)\n\n",
+		p.target, p.kind, p.conc, p.seconds, p.load.rps, us(p.load.p50))
 	fmt.Fprintf(&b, "Profiles: `%s`, `%s` (`go tool pprof -top FILE`).\n\n", filepath.Base(p.cpuFile), filepath.Base(p.allocFile))
 	for _, s := range []struct{ title, body string }{
 		{"CPU, flat", p.cpuFlat}, {"CPU, cumulative", p.cpuCum},

@@ -354,6 +354,9 @@ func writeReport(o options, root string, rep *report, prof *profileResult, hold 
 		name += "-redis"
 	}
 	if rep == nil && prof != nil {
+		if o.profileBare {
+			name += "-bare"
+		}
 		name += "-profile"
 	}
 	if rep == nil && hold != nil {
