@@ -299,3 +299,23 @@ func TestBareManifestsKeepTheProviderAndDropTheChain(t *testing.T) {
 	require.Equal(t, full.Routes[0].Targets, bare.Routes[0].Targets)
 	require.Equal(t, full.APIKeys, bare.APIKeys)
 }
+
+func TestVerdictsGiveTheRoundByRoundDifferenceBesideTheMedians(t *testing.T) {
+	ms := func(us ...int) []cellResult {
+		out := make([]cellResult, len(us))
+		for i, u := range us {
+			out[i] = cellResult{p50: time.Duration(u) * time.Microsecond, rps: 1000}
+		}
+		return out
+	}
+	r := &report{opts: options{concurrency: []int{1}, kinds: []string{"chat"}}, targets: []string{"floor", "dataplane"},
+		results: map[cellKey][]cellResult{
+			{"chat", 1, "floor"}:     ms(400, 300, 500),
+			{"chat", 1, "dataplane"}: ms(460, 420, 530),
+		}}
+	// Medians 460 vs 400 (+60); per round +60, +120, +30: median +60.
+	require.Contains(t, r.verdicts(), "| dataplane chat c=1 p50 ≤ floor's + 50 µs | 460 µs vs 400 µs (+60 µs; round by round +60 µs) | **no** |")
+	// Medians 420 vs 400 (+20, judged); per round +20, +120, +30: median +30 (shown).
+	r.results[cellKey{"chat", 1, "dataplane"}] = ms(420, 420, 530)
+	require.Contains(t, r.verdicts(), "(+20 µs; round by round +30 µs) | yes |")
+}
