@@ -62,12 +62,12 @@ func (r *completionReply) appendJSON(b []byte) []byte {
 func writeCompletion(c *gin.Context, r *completionReply) {
 	j := replyPool.Get().(*jsonReply)
 	j.b = r.appendJSON(j.b[:0])
-	now := c.Request.ProtoMajor == 1
-	if now {
+	early := c.Request.ProtoMajor == 1
+	if early {
 		c.Writer.Header()["Content-Length"] = []string{strconv.Itoa(len(j.b))}
 	}
 	c.Render(http.StatusOK, j)
-	if now {
+	if early {
 		c.Writer.Flush()
 	}
 	if cap(j.b) <= maxPooledReply {
