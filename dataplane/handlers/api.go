@@ -143,7 +143,7 @@ func (h *Handlers) Chat(c *gin.Context) {
 		}
 		served(c, res.Provider, res.Cost, res.Cached, res.RateLimit)
 		tokensSaved(c, res.TokensSaved)
-		c.JSON(http.StatusOK, apiChatReply(res))
+		replyNow(c, apiChatReply(res))
 		return
 	}
 	st, err := h.svc.StartChatStream(c.Request.Context(), rt, in)
@@ -253,7 +253,7 @@ func (h *Handlers) Embed(c *gin.Context) {
 		return
 	}
 	served(c, res.Provider, res.Cost, false, res.RateLimit)
-	c.JSON(http.StatusOK, APIEmbedReply{Embeddings: res.Embeddings, Model: res.Model, Provider: res.Provider,
+	replyNow(c, APIEmbedReply{Embeddings: res.Embeddings, Model: res.Model, Provider: res.Provider,
 		Usage: apiUsage(res.Usage), Cost: usd(res.Cost)})
 }
 
@@ -289,7 +289,7 @@ func (h *Handlers) Moderate(c *gin.Context) {
 		abort(c, err)
 		return
 	}
-	c.JSON(http.StatusOK, apiModeration(m))
+	replyNow(c, apiModeration(m))
 }
 
 func apiModeration(m *Moderation) APIModerateReply {
@@ -374,7 +374,7 @@ func (h *Handlers) Summarize(c *gin.Context) {
 		return
 	}
 	served(c, res.Provider, res.Cost, res.Cached, res.RateLimit)
-	c.JSON(http.StatusOK, APISummarizeReply{Summary: res.Summary, Model: res.Model, Provider: res.Provider,
+	replyNow(c, APISummarizeReply{Summary: res.Summary, Model: res.Model, Provider: res.Provider,
 		Usage: apiUsage(res.Usage), Cost: usd(res.Cost), Cached: res.Cached, Parts: res.Parts})
 }
 

@@ -407,7 +407,7 @@ func (h *Handlers) Embeddings(c *gin.Context) {
 	}
 	out.Usage.PromptTokens, out.Usage.TotalTokens = res.Usage.PromptTokens, res.Usage.Total()
 	served(c, res.Provider, res.Cost, false, res.RateLimit)
-	c.JSON(http.StatusOK, out)
+	replyNow(c, out)
 }
 
 // OAModerationsRequest is the body of POST /v1/moderations.
@@ -463,7 +463,7 @@ func (h *Handlers) Moderations(c *gin.Context) {
 	if model == "" {
 		model = "aigw-moderation"
 	}
-	c.JSON(http.StatusOK, gin.H{"id": "modr-" + newID("mod"), "model": model, "results": results})
+	replyNow(c, gin.H{"id": "modr-" + newID("mod"), "model": model, "results": results})
 }
 
 // Models serves GET /v1/models: every provider model and route alias of the snapshot.

@@ -1,6 +1,7 @@
 package handlers
 
 import (
+	"encoding/json"
 	"net/http"
 	"strconv"
 	"sync"
@@ -54,24 +55,41 @@ func (r *completionReply) appendJSON(b []byte) []byte {
 	return append(b, "}}"...)
 }
 
-// writeCompletion is c.JSON(http.StatusOK, r.completion()), sent at once. net/http sends a
-// reply it buffered only when the handler returns, that is after every middleware's way out
-// (access log, metrics, tracing span); over HTTP/1 the reply goes with its Content-Length and a
-// flush instead, so the client has it while those run. (HTTP/2 would pay a frame for it: an
-// empty DATA frame to end the stream.)
+// writeCompletion is c.JSON(http.StatusOK, r.completion()), sent at once ([sendNow]).
 func writeCompletion(c *gin.Context, r *completionReply) {
 	j := replyPool.Get().(*jsonReply)
 	j.b = r.appendJSON(j.b[:0])
-	early := c.Request.ProtoMajor == 1
+	sendNow(c, j)
+	if cap(j.b) <= maxPooledReply {
+		replyPool.Put(j)
+	}
+}
+
+// replyNow is c.JSON(http.StatusOK, v) sent at once ([sendNow]): the reply of a served AI
+// request (chat, embeddings, moderation, summary). A value encoding/json refuses goes to c.JSON,
+// which records the error as it always did.
+func replyNow(c *gin.Context, v any) {
+	b, err := json.Marshal(v) // what gin's JSON renderer encodes with
+	if err != nil {
+		c.JSON(http.StatusOK, v)
+		return
+	}
+	sendNow(c, &jsonReply{b: b})
+}
+
+// sendNow writes a 200 reply of j's bytes and, over HTTP/1, sends it before the handler returns.
+// net/http sends a reply it buffered only when the handler returns, that is after every
+// middleware's way out (access log, metrics, tracing span); with its Content-Length and a flush
+// the client has it while those run. (HTTP/2 would pay a frame for it: an empty DATA frame to end
+// the stream.)
+func sendNow(c *gin.Context, j *jsonReply) {
+	early := c.Request != nil && c.Request.ProtoMajor == 1
 	if early {
 		c.Writer.Header()["Content-Length"] = []string{strconv.Itoa(len(j.b))}
 	}
 	c.Render(http.StatusOK, j)
 	if early {
 		c.Writer.Flush()
-	}
-	if cap(j.b) <= maxPooledReply {
-		replyPool.Put(j)
 	}
 }
 

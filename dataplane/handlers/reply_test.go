@@ -133,3 +133,35 @@ func (w *discardWriter) Write(b []byte) (int, error) {
 func (w *discardWriter) WriteHeader(int) {}
 
 func (w *discardWriter) Flush() {}
+
+// replyNow writes what c.JSON writes (plus the Content-Length, flushed, over HTTP/1), and a value
+// encoding/json refuses takes c.JSON's own way: the error recorded, no body.
+func TestReplyNowWritesWhatCJSONWrote(t *testing.T) {
+	gin.SetMode(gin.TestMode)
+	for i, v := range []any{
+		APIEmbedReply{Embeddings: [][]float32{{0.25, -1e-7}}, Model: "m", Provider: "ns/p"},
+		gin.H{"id": "modr-1", "model": "<m>", "results": []int{1, 2}},
+		gin.H{"bad": math.NaN()},
+	} {
+		req := httptest.NewRequest(http.MethodPost, "/api/ai/embed", nil)
+		want := httptest.NewRecorder()
+		wc, _ := gin.CreateTestContext(want)
+		wc.Request = req
+		wc.JSON(http.StatusOK, v)
+
+		got := httptest.NewRecorder()
+		gc, _ := gin.CreateTestContext(got)
+		gc.Request = req
+		replyNow(gc, v)
+
+		require.Equal(t, want.Code, got.Code, "value %d", i)
+		require.Equal(t, want.Body.String(), got.Body.String(), "value %d", i)
+		require.Equal(t, len(wc.Errors), len(gc.Errors), "value %d", i)
+		wantHeader := want.Header().Clone()
+		if len(wc.Errors) == 0 {
+			wantHeader.Set("Content-Length", strconv.Itoa(want.Body.Len()))
+			require.True(t, got.Flushed, "value %d", i)
+		}
+		require.Equal(t, wantHeader, got.Header(), "value %d", i)
+	}
+}
