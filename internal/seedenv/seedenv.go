@@ -39,6 +39,7 @@ import (
 	"slices"
 	"strconv"
 	"strings"
+	"unicode/utf8"
 
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
@@ -172,6 +173,14 @@ func FromEnv(getenv func(string) string) (compiler.Input, bool, error) {
 	present := slices.ContainsFunc(Variables, func(k string) bool { return k != EnvPort && get(k) != "" })
 	if !present {
 		return compiler.Input{}, false, nil
+	}
+	// Every value ends up in a manifest (Manifests writes them as YAML, which holds only UTF-8):
+	// a byte that is not UTF-8 would come back as another character and another configuration.
+	// The value itself is not quoted: it may be a key.
+	for _, k := range Variables {
+		if !utf8.ValidString(getenv(k)) {
+			return compiler.Input{}, true, fmt.Errorf("%s is not valid UTF-8 text", k)
+		}
 	}
 	if v := get(EnvEnabled); v != "" {
 		on, err := parseBool(EnvEnabled, v)

@@ -458,3 +458,13 @@ func FuzzFromEnv(f *testing.F) {
 		require.Equal(t, res.Snapshot.Hash, writeAndLoad(t, y).Snapshot.Hash)
 	})
 }
+
+// A value that is not UTF-8 would not survive the trip through Manifests (YAML holds only UTF-8):
+// it is refused by name, without quoting the value, which may be a key.
+func TestFromEnvRefusesValuesThatAreNotUTF8(t *testing.T) {
+	for _, k := range []string{EnvOpenAIBaseURL, EnvDefaultModel, EnvOpenAIKey} {
+		_, present, err := FromEnv(env(with(seedEnv(), k, "http://\x88"+openAIKey)))
+		require.True(t, present)
+		require.EqualError(t, err, k+" is not valid UTF-8 text")
+	}
+}
