@@ -3,7 +3,6 @@ package providers
 import (
 	"bytes"
 	"context"
-	"errors"
 	"fmt"
 	"io"
 	"net/http"
@@ -41,49 +40,16 @@ func recvAll(t testing.TB, s *httpStream) []string {
 	return out
 }
 
-// freshOpenAIStream is the OpenAI stream decoder with a fresh chunk value per chunk.
-func freshOpenAIStream(o *openAI, c *call) *httpStream {
-	s := &httpStream{b: &o.base, c: c}
-	sse := newSSEReaderSize(s.body(), maxLineBytes, relayLineBuffer)
-	sse.reuse = true
-	finished := false
-	s.next = func() (string, error) {
-		ev, err := sse.Next()
-		if errors.Is(err, io.EOF) {
-			if finished {
-				return "", io.EOF
-			}
-			return "", errEarlyEOF
-		}
-		if err != nil {
-			return "", err
-		}
-		if string(ev.Data) == "[DONE]" {
-			return "", io.EOF
-		}
-		var ch oaiChunk
-		if err := unmarshalFast(ev.Data, &ch); err != nil {
-			return "", malformed(o.name, "undecodable stream chunk", err)
-		}
-		if ch.Error != nil {
-			return "", &Error{Kind: KindServer, Provider: o.name, Message: "stream error: " + describe(KindServer, ch.Error.kind(), ch.Error.Message, o.apiKey, true)}
-		}
-		if ch.Usage != nil {
-			s.setUsage(ch.Usage.norm())
-		}
-		var text string
-		for _, choice := range ch.Choices {
-			if choice.Delta.Content != nil {
-				text += *choice.Delta.Content
-			}
-			if choice.FinishReason != nil && *choice.FinishReason != "" {
-				finished = true
-			}
-		}
-		return text, nil
-	}
-	return s
+// freshChunk decodes every chunk into a fresh value.
+type freshChunk struct{}
+
+func (freshChunk) decode(data []byte) (*oaiChunk, error) {
+	ch := new(oaiChunk)
+	return ch, unmarshalFast(data, ch)
 }
+
+// freshOpenAIStream is the OpenAI stream decoder with a fresh chunk value per chunk.
+func freshOpenAIStream(o *openAI, c *call) *httpStream { return o.streamDecoding(c, freshChunk{}) }
 
 // requireReusedChunkIsFresh runs body through the adapter and through freshOpenAIStream.
 func requireReusedChunkIsFresh(t testing.TB, body []byte) {
