@@ -100,6 +100,20 @@ func spyClient(t *testing.T, tlsConf *tls.Config) (*http.Client, *bodySpy) {
 }
 
 // longPrompt is a chat history of about n bytes, as real requests carry.
+// openLongStream opens a stream of a 64 KiB prompt on p, closed when t ends, and reads its first
+// delta ("one", as the fakes send it).
+func openLongStream(t *testing.T, p providers.Provider) *providers.ChatRequest {
+	t.Helper()
+	req := longPrompt(64 << 10)
+	st, err := p.ChatStream(t.Context(), req)
+	require.NoError(t, err)
+	t.Cleanup(func() { _ = st.Close() })
+	d, err := st.Recv()
+	require.NoError(t, err)
+	require.Equal(t, "one", strings.TrimSpace(d))
+	return req
+}
+
 func longPrompt(n int) *providers.ChatRequest {
 	turn := strings.Repeat("The quarterly report shows revenue growth across all regions. ", 64) // ~4 KiB
 	req := &providers.ChatRequest{Model: "test-model", MaxTokens: 64,
@@ -162,13 +176,7 @@ func TestAHeldStreamLetsGoOfItsRequestBody(t *testing.T) {
 				}
 				p, err := providers.New(cfg, hc)
 				require.NoError(t, err)
-				req := longPrompt(64 << 10)
-				st, err := p.ChatStream(t.Context(), req)
-				require.NoError(t, err)
-				defer func() { _ = st.Close() }()
-				d, err := st.Recv()
-				require.NoError(t, err)
-				require.Equal(t, "one", strings.TrimSpace(d))
+				req := openLongStream(t, p)
 
 				spy.requireLetGo(t, "while the stream is open")
 
@@ -276,13 +284,7 @@ func TestARedirectedStreamSendsTheBodyAgainAndLetsGoOfIt(t *testing.T) {
 	hc, spy := spyClient(t, nil)
 	p, err := providers.New(config.Provider{Name: "acme/openai", Type: config.ProviderOpenAI, BaseURL: srv.URL + "/v1", APIKey: providertest.DefaultAPIKey}, hc)
 	require.NoError(t, err)
-	req := longPrompt(64 << 10)
-	st, err := p.ChatStream(t.Context(), req)
-	require.NoError(t, err)
-	defer func() { _ = st.Close() }()
-	d, err := st.Recv()
-	require.NoError(t, err)
-	require.Equal(t, "one", strings.TrimSpace(d))
+	openLongStream(t, p)
 
 	last, ok := fake.LastRequest()
 	require.True(t, ok)
