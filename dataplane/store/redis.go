@@ -778,10 +778,27 @@ func (r *Redis) ledgerKey(tag string, hour int64) string {
 	return r.ledgerKeyOf(tag, strconv.AppendInt(b[:0], hour, 10))
 }
 
-// ledgerKeyOf takes the hour spelled in bytes: converted within the concatenation, they cost no
-// string of their own.
+// ledgerKeyOf takes the hour spelled in bytes, which cost no string of their own.
 func (r *Redis) ledgerKeyOf(tag string, hour []byte) string {
-	return r.prefix + "aio:ledger:{" + tag + "}:" + string(hour)
+	var sb strings.Builder
+	sb.Grow(r.ledgerKeyLen(tag, hour))
+	r.writeLedgerKey(&sb, tag, hour)
+	return sb.String()
+}
+
+// The ledger hash of a tag and hour: prefix + ledgerKeyHead + tag + ledgerKeyTail + hour.
+const ledgerKeyHead, ledgerKeyTail = "aio:ledger:{", "}:"
+
+func (r *Redis) ledgerKeyLen(tag string, hour []byte) int {
+	return len(r.prefix) + len(ledgerKeyHead) + len(tag) + len(ledgerKeyTail) + len(hour)
+}
+
+func (r *Redis) writeLedgerKey(sb *strings.Builder, tag string, hour []byte) {
+	sb.WriteString(r.prefix)
+	sb.WriteString(ledgerKeyHead)
+	sb.WriteString(tag)
+	sb.WriteString(ledgerKeyTail)
+	sb.Write(hour)
 }
 
 // detailCellPrefix is the dimension and key of u's detail cell (see [detailCell]) each followed
@@ -852,16 +869,15 @@ type progressStrings struct {
 // progressStrings spells, for admission id and its usage u in the ledger hour, what
 // progressKey("", id), ledgerKeyOf, "l"+tag and detailCellPrefix would.
 func (r *Redis) progressStrings(id string, u *UsageRecord, hour []byte) progressStrings {
-	const progress, ledger, closeTag = "aio:progress:", "aio:ledger:{", "}:"
+	const progress = "aio:progress:"
 	org := ""
 	if u.Org != "" {
 		org = OrgTag(u.Org)
 	}
-	ledgerKey := len(r.prefix) + len(ledger) + len(closeTag) + len(hour) // and the tag
-	n := len(r.prefix) + len(progress) + len(id) + ledgerKey + len(GlobalTag) +
+	n := len(r.prefix) + len(progress) + len(id) + r.ledgerKeyLen(GlobalTag, hour) +
 		len(dimDetail) + 6*len(KeySep) + len(u.User) + len(u.Org) + len(u.APIKey) + len(u.Model) + len(u.Provider)
 	if org != "" {
-		n += ledgerKey + 2*len(org) + 1
+		n += r.ledgerKeyLen(org, hour) + 1 + len(org)
 	}
 	var sb strings.Builder
 	sb.Grow(n)
@@ -871,11 +887,7 @@ func (r *Redis) progressStrings(id string, u *UsageRecord, hour []byte) progress
 	sb.WriteString(id)
 	ends[0] = sb.Len()
 	if org != "" {
-		sb.WriteString(r.prefix)
-		sb.WriteString(ledger)
-		sb.WriteString(org)
-		sb.WriteString(closeTag)
-		sb.Write(hour)
+		r.writeLedgerKey(&sb, org, hour)
 		ends[1] = sb.Len()
 		sb.WriteString("l")
 		sb.WriteString(org)
@@ -883,11 +895,7 @@ func (r *Redis) progressStrings(id string, u *UsageRecord, hour []byte) progress
 		ends[1] = sb.Len()
 	}
 	ends[2] = sb.Len()
-	sb.WriteString(r.prefix)
-	sb.WriteString(ledger)
-	sb.WriteString(GlobalTag)
-	sb.WriteString(closeTag)
-	sb.Write(hour)
+	r.writeLedgerKey(&sb, GlobalTag, hour)
 	ends[3] = sb.Len()
 	for _, part := range [...]string{dimDetail, u.User, u.Org, u.APIKey, u.Model, u.Provider} {
 		sb.WriteString(part)
