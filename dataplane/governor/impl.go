@@ -676,27 +676,18 @@ func (g *gov) Checkpoint(ctx context.Context, req *Request, t *Ticket, c Charge)
 		return fmt.Errorf("failed to checkpoint ticket %q: %w", t.ID, ErrTicketSettled)
 	}
 	ts.checkpointed = true
-	var err error
-	if g.mem != nil {
-		// The in-memory store keeps nothing of the checkpoint: it stays on the stack.
-		var ops [inlineChecks]store.SettleOp
-		u := g.usage(req, c.Usage.PromptTokens+c.Usage.CompletionTokens, int64(c.Cost))
-		s := store.Settlement{ID: t.ID, Ops: checkpointOps(ts, ops[:0], int64(c.Cost)), Usage: &u, Checkpointed: true}
-		err = g.mem.Checkpoint(ctx, &s)
-	} else {
-		// A stream checkpoints every second for as long as it runs: its settlement is built in a
-		// pooled buffer rather than allocated anew each time (the store keeps nothing of it past
-		// the call). Pooled rather than kept with the ticket: an admission is sized to fill its
-		// allocation, and a held stream would keep the buffer between checkpoints.
-		cp := checkpointBufs.Get().(*checkpointBuf)
-		cp.u = g.usage(req, c.Usage.PromptTokens+c.Usage.CompletionTokens, int64(c.Cost))
-		cp.s = store.Settlement{ID: t.ID, Ops: checkpointOps(ts, cp.ops[:0], int64(c.Cost)), Usage: &cp.u, Checkpointed: true}
-		sctx, cancel := g.detachedStoreCtx(ctx)
-		err = g.st.Checkpoint(sctx, &cp.s)
-		cancel()
-		*cp = checkpointBuf{} // holds nothing of this request while pooled
-		checkpointBufs.Put(cp)
-	}
+	// A stream checkpoints every second for as long as it runs: its settlement is built in a
+	// pooled buffer rather than allocated anew each time (no store keeps anything of it past the
+	// call). Pooled rather than kept with the ticket: an admission is sized to fill its
+	// allocation, and a held stream would keep the buffer between checkpoints.
+	cp := checkpointBufs.Get().(*checkpointBuf)
+	cp.u = g.usage(req, c.Usage.PromptTokens+c.Usage.CompletionTokens, int64(c.Cost))
+	cp.s = store.Settlement{ID: t.ID, Ops: checkpointOps(ts, cp.ops[:0], int64(c.Cost)), Usage: &cp.u, Checkpointed: true}
+	sctx, cancel := g.detachedStoreCtx(ctx)
+	err := g.st.Checkpoint(sctx, &cp.s)
+	cancel()
+	*cp = checkpointBuf{} // holds nothing of this request while pooled
+	checkpointBufs.Put(cp)
 	if err != nil {
 		g.counter(&g.storeErrCheckpoint, g.m.StoreErrors, "checkpoint").Inc()
 		g.counter(&g.checkpointsErr, g.m.Checkpoints, "error").Inc()
@@ -706,8 +697,8 @@ func (g *gov) Checkpoint(ctx context.Context, req *Request, t *Ticket, c Charge)
 	return nil
 }
 
-// checkpointBuf is the settlement of a ticket's checkpoints on a store that does I/O (see
-// [gov.Checkpoint]), with room for the ops of a few checks.
+// checkpointBuf is the settlement of a ticket's checkpoint (see [gov.Checkpoint]), with room
+// for the ops of a few checks.
 type checkpointBuf struct {
 	s   store.Settlement
 	u   store.UsageRecord
