@@ -63,7 +63,19 @@ func NewHTTPClient(timeout time.Duration) *http.Client {
 		ReadBufferSize:  upstreamBufferSize,
 		WriteBufferSize: upstreamBufferSize,
 	}
-	return &http.Client{Transport: tr, Timeout: timeout}
+	return &http.Client{Transport: newDirectTransport(tr), Timeout: timeout}
+}
+
+// HTTPTransport returns the net/http transport of a client [NewHTTPClient] made, whose settings
+// (TLS, dialer, proxy, pool limits) every upstream call follows, or nil for another client.
+func HTTPTransport(hc *http.Client) *http.Transport {
+	switch t := hc.Transport.(type) {
+	case *directTransport:
+		return t.tr
+	case *http.Transport:
+		return t
+	}
+	return nil
 }
 
 // base holds what every HTTP adapter shares.

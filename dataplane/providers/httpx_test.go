@@ -24,10 +24,10 @@ func TestTheUpstreamClientSpeaksHTTP2WhenTheUpstreamOffersIt(t *testing.T) {
 	defer srv.Close()
 
 	hc := providers.NewHTTPClient(0)
-	tr := hc.Transport.(*http.Transport)
+	tr := providers.HTTPTransport(hc)
 	// Trust the test server's certificate; everything else is the production transport.
 	tr.TLSClientConfig = &tls.Config{RootCAs: srv.Client().Transport.(*http.Transport).TLSClientConfig.RootCAs}
-	defer tr.CloseIdleConnections()
+	defer hc.CloseIdleConnections()
 
 	for range 2 {
 		resp, err := hc.Get(srv.URL)

@@ -89,12 +89,12 @@ func (s *bodySpy) requireLetGo(t *testing.T, what string) {
 // spyClient is the production client with the spy in front of its transport.
 func spyClient(t *testing.T, tlsConf *tls.Config) (*http.Client, *bodySpy) {
 	hc := providers.NewHTTPClient(0)
-	tr := hc.Transport.(*http.Transport)
 	if tlsConf != nil {
-		tr.TLSClientConfig = tlsConf
+		providers.HTTPTransport(hc).TLSClientConfig = tlsConf
 	}
-	t.Cleanup(tr.CloseIdleConnections)
-	spy := &bodySpy{next: tr}
+	next := hc.Transport
+	t.Cleanup(next.(interface{ CloseIdleConnections() }).CloseIdleConnections)
+	spy := &bodySpy{next: next}
 	hc.Transport = spy
 	return hc, spy
 }
@@ -318,7 +318,7 @@ func TestASmallRequestLeavesInOneWrite(t *testing.T) {
 		t.Run(string(u.kind), func(t *testing.T) {
 			srv := u.start(t, providertest.Options{})
 			hc := providers.NewHTTPClient(0)
-			tr := hc.Transport.(*http.Transport)
+			tr := providers.HTTPTransport(hc)
 			var writes atomic.Int64
 			dial := tr.DialContext
 			tr.DialContext = func(ctx context.Context, network, addr string) (net.Conn, error) {
@@ -328,7 +328,7 @@ func TestASmallRequestLeavesInOneWrite(t *testing.T) {
 				}
 				return countingConn{Conn: c, writes: &writes}, nil
 			}
-			t.Cleanup(tr.CloseIdleConnections)
+			t.Cleanup(hc.CloseIdleConnections)
 			p, err := providers.New(srv.Provider(), hc)
 			require.NoError(t, err)
 			for i := 1; i <= 3; i++ {

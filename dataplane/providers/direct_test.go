@@ -1,0 +1,325 @@
+package providers_test
+
+import (
+	"bufio"
+	"bytes"
+	"context"
+	"io"
+	"net"
+	"net/http"
+	"net/http/httptest"
+	"net/url"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/require"
+
+	"github.com/nself-org/ai-orchestration/dataplane/config"
+	"github.com/nself-org/ai-orchestration/dataplane/providers"
+)
+
+// connCounter serves HTTP and counts the connections it accepted.
+type connCounter struct {
+	srv    *httptest.Server
+	opened atomic.Int64
+	closed chan struct{} // one value per connection the server saw close
+}
+
+func newConnCounter(t *testing.T, h http.HandlerFunc) *connCounter {
+	c := &connCounter{closed: make(chan struct{}, 64)}
+	c.srv = httptest.NewUnstartedServer(h)
+	c.srv.Config.ConnState = func(_ net.Conn, s http.ConnState) {
+		switch s {
+		case http.StateNew:
+			c.opened.Add(1)
+		case http.StateClosed, http.StateHijacked:
+			c.closed <- struct{}{}
+		}
+	}
+	c.srv.Start()
+	t.Cleanup(c.srv.Close)
+	return c
+}
+
+func post(t *testing.T, hc *http.Client, ctx context.Context, url, body string) (*http.Response, error) {
+	t.Helper()
+	req, err := http.NewRequestWithContext(ctx, http.MethodPost, url, strings.NewReader(body))
+	require.NoError(t, err)
+	return hc.Do(req)
+}
+
+func readAll(t *testing.T, resp *http.Response) string {
+	t.Helper()
+	b, err := io.ReadAll(resp.Body)
+	require.NoError(t, err)
+	require.NoError(t, resp.Body.Close())
+	return string(b)
+}
+
+// Calls to a plain-HTTP upstream take turns on one kept-alive connection, each reply read to
+// its end, whatever its framing.
+func TestDirectCallsReuseOneConnection(t *testing.T) {
+	var n atomic.Int64
+	up := newConnCounter(t, func(w http.ResponseWriter, r *http.Request) {
+		b, _ := io.ReadAll(r.Body)
+		if n.Add(1)%2 == 0 {
+			w.(http.Flusher).Flush() // no Content-Length: a chunked reply
+		}
+		_, _ = io.WriteString(w, "echo:"+string(b))
+	})
+	hc := providers.NewHTTPClient(0)
+	t.Cleanup(hc.CloseIdleConnections)
+	for i := range 6 {
+		resp, err := post(t, hc, t.Context(), up.srv.URL+"/v1/x", strings.Repeat("a", i))
+		require.NoError(t, err)
+		require.Equal(t, "echo:"+strings.Repeat("a", i), readAll(t, resp))
+	}
+	require.EqualValues(t, 1, up.opened.Load())
+}
+
+// An upstream that closed an idle connection (its keep-alive timeout, a restart) costs the next
+// call nothing: the closed connection is found before the request is written on it, and a new one
+// is dialled.
+func TestDirectCallsSkipAConnectionTheUpstreamClosed(t *testing.T) {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	require.NoError(t, err)
+	var accepted atomic.Int64
+	var wg sync.WaitGroup
+	t.Cleanup(func() { _ = ln.Close(); wg.Wait() })
+	wg.Go(func() {
+		for {
+			conn, err := ln.Accept()
+			if err != nil {
+				return
+			}
+			accepted.Add(1)
+			// One request per connection, answered as kept alive, then closed.
+			br := bufio.NewReader(conn)
+			if req, err := http.ReadRequest(br); err == nil {
+				_, _ = io.Copy(io.Discard, req.Body)
+				_, _ = io.WriteString(conn, "HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok")
+			}
+			_ = conn.Close()
+		}
+	})
+	hc := providers.NewHTTPClient(0)
+	t.Cleanup(hc.CloseIdleConnections)
+	for i := 1; i <= 3; i++ {
+		resp, err := post(t, hc, t.Context(), "http://"+ln.Addr().String()+"/", "{}")
+		require.NoError(t, err, "call %d", i)
+		require.Equal(t, "ok", readAll(t, resp))
+		require.EqualValues(t, i, accepted.Load())
+	}
+}
+
+// A reply closed before its end takes its connection with it: what is left of it must not be
+// read as the next call's reply.
+func TestDirectCallsDropAConnectionWhoseReplyWasNotReadToItsEnd(t *testing.T) {
+	up := newConnCounter(t, func(w http.ResponseWriter, r *http.Request) {
+		_, _ = io.Copy(io.Discard, r.Body)
+		if r.URL.Path == "/long" {
+			_, _ = w.Write(bytes.Repeat([]byte("x"), 64<<10))
+			return
+		}
+		_, _ = io.WriteString(w, "short")
+	})
+	hc := providers.NewHTTPClient(0)
+	t.Cleanup(hc.CloseIdleConnections)
+	resp, err := post(t, hc, t.Context(), up.srv.URL+"/long", "{}")
+	require.NoError(t, err)
+	var b [10]byte
+	_, err = io.ReadFull(resp.Body, b[:])
+	require.NoError(t, err)
+	require.NoError(t, resp.Body.Close())
+	<-up.closed // the server saw the first connection close
+
+	resp, err = post(t, hc, t.Context(), up.srv.URL+"/short", "{}")
+	require.NoError(t, err)
+	require.Equal(t, "short", readAll(t, resp))
+	require.EqualValues(t, 2, up.opened.Load())
+}
+
+// Cancelling a call ends it at once, whether it waits for the reply's head or in its body, and
+// the error says it was cancelled.
+func TestDirectCallsEndWhenTheirContextDoes(t *testing.T) {
+	release := make(chan struct{})
+	up := newConnCounter(t, func(w http.ResponseWriter, r *http.Request) {
+		_, _ = io.Copy(io.Discard, r.Body)
+		if r.URL.Path == "/body" {
+			_, _ = io.WriteString(w, "first")
+			w.(http.Flusher).Flush()
+		}
+		<-release
+	})
+	t.Cleanup(func() { close(release) }) // before the server's Close waits for its handlers
+	hc := providers.NewHTTPClient(0)
+	t.Cleanup(hc.CloseIdleConnections)
+
+	ctx, cancel := context.WithCancel(t.Context())
+	time.AfterFunc(50*time.Millisecond, cancel)
+	_, err := post(t, hc, ctx, up.srv.URL+"/head", "{}")
+	require.ErrorIs(t, err, context.Canceled)
+
+	ctx, cancel = context.WithCancel(t.Context())
+	resp, err := post(t, hc, ctx, up.srv.URL+"/body", "{}")
+	require.NoError(t, err)
+	var b [5]byte
+	_, err = io.ReadFull(resp.Body, b[:])
+	require.NoError(t, err)
+	require.Equal(t, "first", string(b[:]))
+	time.AfterFunc(50*time.Millisecond, cancel)
+	_, err = resp.Body.Read(b[:])
+	require.ErrorIs(t, err, context.Canceled)
+	require.NoError(t, resp.Body.Close())
+}
+
+// Idle connections are closed once they have been idle for the transport's idle timeout.
+func TestDirectIdleConnectionsAreClosedAfterTheIdleTimeout(t *testing.T) {
+	up := newConnCounter(t, func(w http.ResponseWriter, r *http.Request) {
+		_, _ = io.Copy(io.Discard, r.Body)
+		_, _ = io.WriteString(w, "ok")
+	})
+	hc := providers.NewHTTPClient(0)
+	providers.HTTPTransport(hc).IdleConnTimeout = 20 * time.Millisecond
+	t.Cleanup(hc.CloseIdleConnections)
+	resp, err := post(t, hc, t.Context(), up.srv.URL, "{}")
+	require.NoError(t, err)
+	require.Equal(t, "ok", readAll(t, resp))
+	select {
+	case <-up.closed:
+	case <-time.After(10 * time.Second):
+		t.Fatal("the idle connection was not closed")
+	}
+}
+
+// A host the environment routes through a proxy, and a body too large to be written before the
+// reply is read, go through net/http's transport; so does every TLS upstream (httpx_test.go).
+func TestDirectLeavesProxiedHostsAndLargeBodiesToNetHTTP(t *testing.T) {
+	var proxied atomic.Value
+	proxy := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		proxied.Store(r.RequestURI) // a proxy is sent the absolute URI
+		_, _ = io.WriteString(w, "via proxy")
+	}))
+	t.Cleanup(proxy.Close)
+	hc := providers.NewHTTPClient(0)
+	t.Cleanup(hc.CloseIdleConnections)
+	pu, err := url.Parse(proxy.URL)
+	require.NoError(t, err)
+	providers.HTTPTransport(hc).Proxy = func(r *http.Request) (*url.URL, error) {
+		if r.URL.Hostname() == "upstream.test" {
+			return pu, nil
+		}
+		return nil, nil
+	}
+	resp, err := post(t, hc, t.Context(), "http://upstream.test/v1/chat", "{}")
+	require.NoError(t, err)
+	require.Equal(t, "via proxy", readAll(t, resp))
+	require.Equal(t, "http://upstream.test/v1/chat", proxied.Load())
+
+	// The upstream answers before it reads the body, then reads it: 1 MiB is far more than the
+	// socket buffers hold, so only a transport that reads while it writes gets the reply.
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	require.NoError(t, err)
+	got := make(chan int, 1)
+	var wg sync.WaitGroup
+	t.Cleanup(func() { _ = ln.Close(); wg.Wait() })
+	wg.Go(func() {
+		conn, err := ln.Accept()
+		if err != nil {
+			return
+		}
+		defer func() { _ = conn.Close() }()
+		req, err := http.ReadRequest(bufio.NewReader(conn))
+		if err != nil {
+			return
+		}
+		_, _ = io.WriteString(conn, "HTTP/1.1 200 OK\r\nContent-Length: 5\r\n\r\nearly")
+		n, _ := io.Copy(io.Discard, req.Body)
+		got <- int(n)
+	})
+	resp, err = post(t, hc, t.Context(), "http://"+ln.Addr().String()+"/", strings.Repeat("b", 1<<20))
+	require.NoError(t, err)
+	require.Equal(t, "early", readAll(t, resp))
+	require.Equal(t, 1<<20, <-got)
+}
+
+// A connection on which the upstream sent something unasked is not used again: it would be
+// read as the next call's reply.
+func TestDirectCallsSkipAConnectionWithUnaskedBytes(t *testing.T) {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	require.NoError(t, err)
+	var accepted atomic.Int64
+	var wg sync.WaitGroup
+	t.Cleanup(func() { _ = ln.Close(); wg.Wait() })
+	sentExtra := make(chan struct{}, 4)
+	wg.Go(func() {
+		for {
+			conn, err := ln.Accept()
+			if err != nil {
+				return
+			}
+			accepted.Add(1)
+			wg.Go(func() {
+				defer func() { _ = conn.Close() }()
+				br := bufio.NewReader(conn)
+				for {
+					req, err := http.ReadRequest(br)
+					if err != nil {
+						return
+					}
+					_, _ = io.Copy(io.Discard, req.Body)
+					_, _ = io.WriteString(conn, "HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok")
+					if req.URL.Path == "/extra" {
+						_, _ = io.WriteString(conn, "HTTP/1.1 200 OK\r\nContent-Length: 5\r\n\r\nstale")
+						sentExtra <- struct{}{}
+					}
+				}
+			})
+		}
+	})
+	hc := providers.NewHTTPClient(0)
+	t.Cleanup(hc.CloseIdleConnections)
+	base := "http://" + ln.Addr().String()
+	resp, err := post(t, hc, t.Context(), base+"/extra", "{}")
+	require.NoError(t, err)
+	require.Equal(t, "ok", readAll(t, resp))
+	<-sentExtra // written: over loopback it is in this side's socket once the write returns
+	resp, err = post(t, hc, t.Context(), base+"/plain", "{}")
+	require.NoError(t, err)
+	require.Equal(t, "ok", readAll(t, resp))
+	require.EqualValues(t, 2, accepted.Load())
+}
+
+// BenchmarkUpstreamTransports is one chat call over loopback to an upstream that answers a
+// fixed completion, through net/http's transport and through the direct one that plain-HTTP
+// upstreams use. Run both in one go: the difference is the transport's hand-offs.
+func BenchmarkUpstreamTransports(b *testing.B) {
+	reply := `{"id":"chatcmpl-1","object":"chat.completion","created":1,"model":"gpt-4o-mini","choices":[{"index":0,"message":{"role":"assistant","content":"Revenue grew in every region while costs held steady."},"logprobs":null,"finish_reason":"stop"}],"usage":{"prompt_tokens":300,"completion_tokens":12,"total_tokens":312}}`
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		_, _ = io.Copy(io.Discard, r.Body)
+		w.Header().Set("Content-Type", "application/json")
+		_, _ = io.WriteString(w, reply)
+	}))
+	b.Cleanup(srv.Close)
+	for _, name := range []string{"net-http", "direct"} {
+		b.Run(name, func(b *testing.B) {
+			hc := providers.NewHTTPClient(0)
+			if name == "net-http" {
+				hc.Transport = providers.HTTPTransport(hc)
+			}
+			b.Cleanup(hc.CloseIdleConnections)
+			p, err := providers.New(config.Provider{Name: "bench/openai", Type: config.ProviderOpenAI, BaseURL: srv.URL + "/v1", APIKey: "sk-bench"}, hc)
+			require.NoError(b, err)
+			req := realisticChat()
+			b.ReportAllocs()
+			for b.Loop() {
+				if _, err := p.Chat(b.Context(), req); err != nil {
+					b.Fatal(err)
+				}
+			}
+		})
+	}
+}
