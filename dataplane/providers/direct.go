@@ -53,6 +53,8 @@ type directConn struct {
 	raw    syscall.RawConn
 	peek   func(fd uintptr) bool
 	peeked error // what the last peek's system call returned
+	// abortFn is abort as a func value, made once per connection rather than once per call.
+	abortFn func()
 }
 
 // aLongTimeAgo is the deadline that ends a connection's blocked reads and writes at once.
@@ -86,7 +88,7 @@ func (t *directTransport) RoundTrip(req *http.Request) (*http.Response, error) {
 	// The caller's cancellation (the call's watchdog, a client gone) ends the connection's I/O.
 	var stop func() bool
 	if ctx.Done() != nil {
-		stop = context.AfterFunc(ctx, pc.abort)
+		stop = context.AfterFunc(ctx, pc.abortFn)
 	}
 	resp, err := pc.exchange(req)
 	if err != nil {
@@ -180,6 +182,7 @@ func (t *directTransport) conn(ctx context.Context, h *directHost) (*directConn,
 	pc := &directConn{conn: c, host: h,
 		br: bufio.NewReaderSize(c, bufferSize(t.tr.ReadBufferSize)),
 		bw: bufio.NewWriterSize(c, bufferSize(t.tr.WriteBufferSize))}
+	pc.abortFn = pc.abort
 	if sc, ok := c.(syscall.Conn); ok {
 		if raw, err := sc.SyscallConn(); err == nil {
 			pc.raw = raw
