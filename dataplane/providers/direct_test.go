@@ -44,6 +44,30 @@ func newConnCounter(t *testing.T, h http.HandlerFunc) *connCounter {
 	return c
 }
 
+// rawUpstreamConns accepts connections on a loopback port, counts them and serves each with
+// serve on a goroutine of its own; the test's cleanup stops it and waits for them.
+func rawUpstreamConns(t *testing.T, serve func(conn net.Conn)) (addr string, accepted *atomic.Int64) {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	require.NoError(t, err)
+	accepted = new(atomic.Int64)
+	var wg sync.WaitGroup
+	t.Cleanup(func() { _ = ln.Close(); wg.Wait() })
+	wg.Go(func() {
+		for {
+			conn, err := ln.Accept()
+			if err != nil {
+				return
+			}
+			accepted.Add(1)
+			wg.Go(func() {
+				defer func() { _ = conn.Close() }()
+				serve(conn)
+			})
+		}
+	})
+	return ln.Addr().String(), accepted
+}
+
 func post(t *testing.T, hc *http.Client, ctx context.Context, url, body string) (*http.Response, error) {
 	t.Helper()
 	req, err := http.NewRequestWithContext(ctx, http.MethodPost, url, strings.NewReader(body))
@@ -84,31 +108,17 @@ func TestDirectCallsReuseOneConnection(t *testing.T) {
 // call nothing: the closed connection is found before the request is written on it, and a new one
 // is dialled.
 func TestDirectCallsSkipAConnectionTheUpstreamClosed(t *testing.T) {
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	require.NoError(t, err)
-	var accepted atomic.Int64
-	var wg sync.WaitGroup
-	t.Cleanup(func() { _ = ln.Close(); wg.Wait() })
-	wg.Go(func() {
-		for {
-			conn, err := ln.Accept()
-			if err != nil {
-				return
-			}
-			accepted.Add(1)
-			// One request per connection, answered as kept alive, then closed.
-			br := bufio.NewReader(conn)
-			if req, err := http.ReadRequest(br); err == nil {
-				_, _ = io.Copy(io.Discard, req.Body)
-				_, _ = io.WriteString(conn, "HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok")
-			}
-			_ = conn.Close()
+	// One request per connection, answered as kept alive, then closed.
+	addr, accepted := rawUpstreamConns(t, func(conn net.Conn) {
+		if req, err := http.ReadRequest(bufio.NewReader(conn)); err == nil {
+			_, _ = io.Copy(io.Discard, req.Body)
+			_, _ = io.WriteString(conn, "HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok")
 		}
 	})
 	hc := providers.NewHTTPClient(0)
 	t.Cleanup(hc.CloseIdleConnections)
 	for i := 1; i <= 3; i++ {
-		resp, err := post(t, hc, t.Context(), "http://"+ln.Addr().String()+"/", "{}")
+		resp, err := post(t, hc, t.Context(), "http://"+addr+"/", "{}")
 		require.NoError(t, err, "call %d", i)
 		require.Equal(t, "ok", readAll(t, resp))
 		require.EqualValues(t, i, accepted.Load())
@@ -221,17 +231,8 @@ func TestDirectLeavesProxiedHostsAndLargeBodiesToNetHTTP(t *testing.T) {
 
 	// The upstream answers before it reads the body, then reads it: 1 MiB is far more than the
 	// socket buffers hold, so only a transport that reads while it writes gets the reply.
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	require.NoError(t, err)
 	got := make(chan int, 1)
-	var wg sync.WaitGroup
-	t.Cleanup(func() { _ = ln.Close(); wg.Wait() })
-	wg.Go(func() {
-		conn, err := ln.Accept()
-		if err != nil {
-			return
-		}
-		defer func() { _ = conn.Close() }()
+	addr, _ := rawUpstreamConns(t, func(conn net.Conn) {
 		req, err := http.ReadRequest(bufio.NewReader(conn))
 		if err != nil {
 			return
@@ -240,7 +241,7 @@ func TestDirectLeavesProxiedHostsAndLargeBodiesToNetHTTP(t *testing.T) {
 		n, _ := io.Copy(io.Discard, req.Body)
 		got <- int(n)
 	})
-	resp, err = post(t, hc, t.Context(), "http://"+ln.Addr().String()+"/", strings.Repeat("b", 1<<20))
+	resp, err = post(t, hc, t.Context(), "http://"+addr+"/", strings.Repeat("b", 1<<20))
 	require.NoError(t, err)
 	require.Equal(t, "early", readAll(t, resp))
 	require.Equal(t, 1<<20, <-got)
@@ -249,45 +250,29 @@ func TestDirectLeavesProxiedHostsAndLargeBodiesToNetHTTP(t *testing.T) {
 // A connection on which the upstream sent something unasked is not used again: it would be
 // read as the next call's reply.
 func TestDirectCallsSkipAConnectionWithUnaskedBytes(t *testing.T) {
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	require.NoError(t, err)
-	var accepted atomic.Int64
-	var wg sync.WaitGroup
-	t.Cleanup(func() { _ = ln.Close(); wg.Wait() })
 	sentExtra := make(chan struct{}, 4)
-	wg.Go(func() {
+	addr, accepted := rawUpstreamConns(t, func(conn net.Conn) {
+		br := bufio.NewReader(conn)
 		for {
-			conn, err := ln.Accept()
+			req, err := http.ReadRequest(br)
 			if err != nil {
 				return
 			}
-			accepted.Add(1)
-			wg.Go(func() {
-				defer func() { _ = conn.Close() }()
-				br := bufio.NewReader(conn)
-				for {
-					req, err := http.ReadRequest(br)
-					if err != nil {
-						return
-					}
-					_, _ = io.Copy(io.Discard, req.Body)
-					_, _ = io.WriteString(conn, "HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok")
-					if req.URL.Path == "/extra" {
-						_, _ = io.WriteString(conn, "HTTP/1.1 200 OK\r\nContent-Length: 5\r\n\r\nstale")
-						sentExtra <- struct{}{}
-					}
-				}
-			})
+			_, _ = io.Copy(io.Discard, req.Body)
+			_, _ = io.WriteString(conn, "HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok")
+			if req.URL.Path == "/extra" {
+				_, _ = io.WriteString(conn, "HTTP/1.1 200 OK\r\nContent-Length: 5\r\n\r\nstale")
+				sentExtra <- struct{}{}
+			}
 		}
 	})
 	hc := providers.NewHTTPClient(0)
 	t.Cleanup(hc.CloseIdleConnections)
-	base := "http://" + ln.Addr().String()
-	resp, err := post(t, hc, t.Context(), base+"/extra", "{}")
+	resp, err := post(t, hc, t.Context(), "http://"+addr+"/extra", "{}")
 	require.NoError(t, err)
 	require.Equal(t, "ok", readAll(t, resp))
 	<-sentExtra // written: over loopback it is in this side's socket once the write returns
-	resp, err = post(t, hc, t.Context(), base+"/plain", "{}")
+	resp, err = post(t, hc, t.Context(), "http://"+addr+"/plain", "{}")
 	require.NoError(t, err)
 	require.Equal(t, "ok", readAll(t, resp))
 	require.EqualValues(t, 2, accepted.Load())
