@@ -41,10 +41,11 @@ type directHost struct {
 	idle   []*directConn
 }
 
-// directConn is one connection and, while a call uses it, its read buffer.
+// directConn is one connection and its buffers.
 type directConn struct {
 	conn   net.Conn
-	br     *bufio.Reader // nil while the connection is idle
+	br     *bufio.Reader
+	bw     *bufio.Writer
 	host   *directHost
 	idleAt time.Time
 	// raw peeks at an idle connection before it is reused ([directConn.alive]); nil when the
@@ -89,7 +90,7 @@ func (t *directTransport) RoundTrip(req *http.Request) (*http.Response, error) {
 	if ctx.Done() != nil {
 		stop = context.AfterFunc(ctx, pc.abortFn)
 	}
-	resp, err := t.exchange(pc, req)
+	resp, err := pc.exchange(req)
 	if err != nil {
 		if stop != nil {
 			stop()
@@ -165,7 +166,6 @@ func (t *directTransport) conn(ctx context.Context, h *directHost) (*directConn,
 		h.idle = h.idle[:n-1]
 		t.mu.Unlock()
 		if time.Since(pc.idleAt) < timeout && pc.alive() {
-			pc.br = t.reader(pc.conn)
 			return pc, nil
 		}
 		pc.close()
@@ -179,7 +179,9 @@ func (t *directTransport) conn(ctx context.Context, h *directHost) (*directConn,
 	if err != nil {
 		return nil, err
 	}
-	pc := &directConn{conn: c, host: h, br: t.reader(c)}
+	pc := &directConn{conn: c, host: h,
+		br: bufio.NewReaderSize(c, bufferSize(t.tr.ReadBufferSize)),
+		bw: bufio.NewWriterSize(c, bufferSize(t.tr.WriteBufferSize))}
 	pc.abortFn = pc.abort
 	if sc, ok := c.(syscall.Conn); ok {
 		if raw, err := sc.SyscallConn(); err == nil {
@@ -192,8 +194,6 @@ func (t *directTransport) conn(ctx context.Context, h *directHost) (*directConn,
 
 // put returns a connection whose response was read to its end to its host's idle list.
 func (t *directTransport) put(pc *directConn) {
-	putReader(pc.br)
-	pc.br = nil
 	pc.idleAt = time.Now()
 	limit := t.tr.MaxIdleConnsPerHost
 	if limit <= 0 {
@@ -250,70 +250,24 @@ func (t *directTransport) idleTimeout() time.Duration {
 	return 90 * time.Second
 }
 
-// A connection holds buffers only while a call uses them: the write buffer while the request is
-// written, the read buffer until the response was read to its end. An open stream then holds one
-// buffer instead of two, and an idle connection none.
-var (
-	readerPool sync.Pool // of *bufio.Reader of upstreamBufferSize
-	writerPool sync.Pool // of *bufio.Writer of upstreamBufferSize
-)
-
-func (t *directTransport) reader(c net.Conn) *bufio.Reader {
-	size := bufferSize(t.tr.ReadBufferSize)
-	if size == upstreamBufferSize {
-		if r, ok := readerPool.Get().(*bufio.Reader); ok {
-			r.Reset(c)
-			return r
-		}
-	}
-	return bufio.NewReaderSize(c, size)
-}
-
-func putReader(r *bufio.Reader) {
-	if r.Size() == upstreamBufferSize {
-		r.Reset(nil)
-		readerPool.Put(r)
-	}
-}
-
-func (t *directTransport) writer(c net.Conn) *bufio.Writer {
-	size := bufferSize(t.tr.WriteBufferSize)
-	if size == upstreamBufferSize {
-		if w, ok := writerPool.Get().(*bufio.Writer); ok {
-			w.Reset(c)
-			return w
-		}
-	}
-	return bufio.NewWriterSize(c, size)
-}
-
-func putWriter(w *bufio.Writer) {
-	if w.Size() == upstreamBufferSize {
-		w.Reset(nil)
-		writerPool.Put(w)
-	}
-}
-
 func bufferSize(n int) int {
 	if n > 0 {
 		return n
 	}
-	return upstreamBufferSize
+	return 4 << 10
 }
 
 // maxInterimResponses bounds the 1xx replies read before the final one, as net/http does.
 const maxInterimResponses = 5
 
 // exchange writes req and reads its response head.
-func (t *directTransport) exchange(pc *directConn, req *http.Request) (*http.Response, error) {
+func (pc *directConn) exchange(req *http.Request) (*http.Response, error) {
 	// Request.Write calls the request's httptrace WroteRequest once it has read the body, as the
 	// transport does: a call lets go of its body on it.
-	bw := t.writer(pc.conn)
-	err := req.Write(bw)
+	err := req.Write(pc.bw)
 	if err == nil {
-		err = bw.Flush()
+		err = pc.bw.Flush()
 	}
-	putWriter(bw)
 	if err != nil {
 		return nil, err
 	}
