@@ -46,7 +46,7 @@ func newConnCounter(t *testing.T, h http.HandlerFunc) *connCounter {
 
 // rawUpstreamConns accepts connections on a loopback port, counts them and serves each with
 // serve on a goroutine of its own; the test's cleanup stops it and waits for them.
-func rawUpstreamConns(t *testing.T, serve func(conn net.Conn)) (addr string, accepted *atomic.Int64) {
+func rawUpstreamConns(t testing.TB, serve func(conn net.Conn)) (addr string, accepted *atomic.Int64) {
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	require.NoError(t, err)
 	accepted = new(atomic.Int64)
@@ -307,4 +307,62 @@ func BenchmarkUpstreamTransports(b *testing.B) {
 			}
 		})
 	}
+}
+
+// Whatever an upstream sends in reply to one call (a second reply after the first, stray bytes,
+// a body shorter than announced, no reply at all), the next call to the same host gets its own
+// reply: nothing left of the first is ever read as the second's.
+func FuzzDirectNeverHandsOneCallsLeftoversToTheNext(f *testing.F) {
+	f.Add([]byte("HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok"))
+	f.Add([]byte("HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nokHTTP/1.1 200 OK\r\nContent-Length: 6\r\n\r\nstale!"))
+	f.Add([]byte("HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n2\r\nok\r\n0\r\n\r\n"))
+	f.Add([]byte("HTTP/1.1 100 Continue\r\n\r\nHTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok"))
+	f.Add([]byte("HTTP/1.1 204 No Content\r\n\r\nHTTP/1.1 200 OK\r\nContent-Length: 6\r\n\r\nstale!"))
+	f.Add([]byte("HTTP/1.1 200 OK\r\nContent-Length: 9\r\n\r\nshort"))
+	f.Add([]byte("HTTP/1.0 200 OK\r\n\r\nuntil close"))
+	f.Add([]byte("garbage"))
+	var reply atomic.Pointer[[]byte]
+	var mu sync.Mutex
+	var conns []net.Conn
+	addr, _ := rawUpstreamConns(f, func(conn net.Conn) {
+		mu.Lock()
+		conns = append(conns, conn)
+		mu.Unlock()
+		br := bufio.NewReader(conn)
+		for {
+			req, err := http.ReadRequest(br)
+			if err != nil {
+				return
+			}
+			_, _ = io.Copy(io.Discard, req.Body)
+			if req.URL.Path == "/first" {
+				_, _ = conn.Write(*reply.Load()) // one write: the reply arrives whole
+				continue
+			}
+			_, _ = io.WriteString(conn, "HTTP/1.1 200 OK\r\nContent-Length: 6\r\n\r\nsecond")
+		}
+	})
+	f.Cleanup(func() {
+		mu.Lock()
+		defer mu.Unlock()
+		for _, c := range conns {
+			_ = c.Close()
+		}
+	})
+	f.Fuzz(func(t *testing.T, first []byte) {
+		reply.Store(&first)
+		hc := providers.NewHTTPClient(0)
+		defer hc.CloseIdleConnections()
+		// A reply that never ends (a body longer than sent, one read to the close) ends with
+		// the call's context.
+		ctx, cancel := context.WithTimeout(t.Context(), 100*time.Millisecond)
+		defer cancel()
+		if resp, err := post(t, hc, ctx, "http://"+addr+"/first", "{}"); err == nil {
+			_, _ = io.Copy(io.Discard, io.LimitReader(resp.Body, 1<<20))
+			_ = resp.Body.Close()
+		}
+		resp, err := post(t, hc, t.Context(), "http://"+addr+"/second", "{}")
+		require.NoError(t, err)
+		require.Equal(t, "second", readAll(t, resp))
+	})
 }
