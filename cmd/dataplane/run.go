@@ -9,6 +9,7 @@ import (
 	"io"
 	"log/slog"
 	"net"
+	"net/http"
 	"os"
 	"strings"
 	"time"
@@ -59,6 +60,9 @@ type Settings struct {
 	StreamCheckpoint time.Duration
 	// Kubeconfig selects a cluster outside the pod (tests, local runs); empty = in-cluster config.
 	Kubeconfig string
+	// UpstreamDirect calls plain-HTTP upstreams over the data plane's own HTTP/1.1 connections,
+	// in the request's goroutine; false sends them through Go's HTTP transport, as TLS ones are.
+	UpstreamDirect bool
 	// seed holds the objects built from the seed's environment variables, when they are used.
 	seed *compiler.Input
 	// addrSet is true when --addr was given, so AI_ORCHESTRATION_PORT does not override it.
@@ -96,6 +100,8 @@ func parseFlags(args []string, stderr io.Writer) (Settings, error) {
 	fs.DurationVar(&s.StreamCheckpoint, "stream-checkpoint", handlers.DefaultStreamCheckpointInterval,
 		"how often a running stream charges what it has cost so far, so a killed replica loses at most that much; 0 = only when it ends")
 	fs.StringVar(&s.Kubeconfig, "kubeconfig", "", "cluster: kubeconfig file (default: in-cluster config)")
+	fs.BoolVar(&s.UpstreamDirect, "upstream-direct", true,
+		"call plain-HTTP upstreams (Ollama, in-cluster model servers) over the data plane's own keep-alive connections in the request's goroutine; false = through Go's HTTP transport, as TLS upstreams")
 	if err := fs.Parse(args); err != nil {
 		return s, err
 	}
@@ -205,7 +211,7 @@ func serve(ctx context.Context, s Settings, ln net.Listener, log *slog.Logger) e
 	}
 	defer func() { _ = st.Close() }()
 
-	holder := runtime.NewHolder(runtime.Options{NewProvider: providers.New, HTTPClient: providers.NewHTTPClient(0)}, m, log)
+	holder := runtime.NewHolder(runtime.Options{NewProvider: providers.New, HTTPClient: upstreamClient(s)}, m, log)
 	gov := governor.New(st, governor.Options{Logger: log, Registerer: m.Registry,
 		AdmitTimeout: s.StoreTimeout, ReservationTTL: s.ReservationTTL})
 	svc := handlers.NewService(handlers.Deps{
@@ -343,4 +349,13 @@ func printManifests(args []string, getenv func(string) string, stdout, stderr io
 	}
 	_, err = stdout.Write(out)
 	return err
+}
+
+// upstreamClient is the one HTTP client every provider shares, with the transport s asks for.
+func upstreamClient(s Settings) *http.Client {
+	hc := providers.NewHTTPClient(0)
+	if !s.UpstreamDirect {
+		hc.Transport = providers.HTTPTransport(hc)
+	}
+	return hc
 }

@@ -18,6 +18,8 @@ import (
 	"time"
 
 	"github.com/stretchr/testify/require"
+
+	"github.com/nself-org/ai-orchestration/dataplane/providers"
 )
 
 // copySamples copies the dev sample folder (the one `make dev` serves) into a temp folder and
@@ -176,4 +178,21 @@ func TestRunRefusesBadFlags(t *testing.T) {
 	} {
 		require.Error(t, Run(t.Context(), args), name)
 	}
+}
+
+// Plain-HTTP upstreams go direct unless --upstream-direct=false sends them through Go's HTTP
+// transport; TLS settings reach the same net/http transport either way.
+func TestUpstreamDirectFlagChoosesTheTransport(t *testing.T) {
+	s, err := parseFlags(nil, &strings.Builder{})
+	require.NoError(t, err)
+	require.True(t, s.UpstreamDirect)
+	hc := upstreamClient(s)
+	require.NotNil(t, providers.HTTPTransport(hc))
+	require.NotSame(t, providers.HTTPTransport(hc), hc.Transport, "plain-HTTP calls go direct by default")
+
+	s, err = parseFlags([]string{"--upstream-direct=false"}, &strings.Builder{})
+	require.NoError(t, err)
+	require.False(t, s.UpstreamDirect)
+	hc = upstreamClient(s)
+	require.Same(t, providers.HTTPTransport(hc), hc.Transport)
 }
