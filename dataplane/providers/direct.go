@@ -101,7 +101,9 @@ func (t *directTransport) RoundTrip(req *http.Request) (*http.Response, error) {
 		}
 		return nil, err
 	}
-	b := &directBody{rc: resp.Body, t: t, pc: pc, ctx: ctx, stop: stop, keep: !resp.Close && !req.Close}
+	// A connection that switched protocols (101) no longer speaks HTTP/1.1: never reused.
+	keep := !resp.Close && !req.Close && resp.StatusCode != http.StatusSwitchingProtocols
+	b := &directBody{rc: resp.Body, t: t, pc: pc, ctx: ctx, stop: stop, keep: keep}
 	if resp.Body == http.NoBody {
 		b.finish(true)
 		return resp, nil

@@ -278,6 +278,41 @@ func TestDirectCallsSkipAConnectionWithUnaskedBytes(t *testing.T) {
 	require.EqualValues(t, 2, accepted.Load())
 }
 
+// A connection whose reply switched protocols (101) speaks HTTP no more: the next call does not
+// write its request there.
+func TestDirectCallsDoNotReuseASwitchedConnection(t *testing.T) {
+	done := make(chan struct{})
+	addr, accepted := rawUpstreamConns(t, func(conn net.Conn) {
+		br := bufio.NewReader(conn)
+		for {
+			req, err := http.ReadRequest(br)
+			if err != nil {
+				return
+			}
+			_, _ = io.Copy(io.Discard, req.Body)
+			if req.URL.Path == "/upgrade" {
+				_, _ = io.WriteString(conn, "HTTP/1.1 101 Switching Protocols\r\nUpgrade: x\r\nConnection: Upgrade\r\n\r\n")
+				<-done // another protocol now: nothing more is answered here
+				return
+			}
+			_, _ = io.WriteString(conn, "HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok")
+		}
+	})
+	t.Cleanup(func() { close(done) }) // before the upstream's cleanup waits for its connections
+	hc := providers.NewHTTPClient(0)
+	t.Cleanup(hc.CloseIdleConnections)
+	resp, err := post(t, hc, t.Context(), "http://"+addr+"/upgrade", "{}")
+	require.NoError(t, err)
+	require.Equal(t, http.StatusSwitchingProtocols, resp.StatusCode)
+	require.NoError(t, resp.Body.Close())
+	ctx, cancel := context.WithTimeout(t.Context(), 5*time.Second)
+	defer cancel()
+	resp, err = post(t, hc, ctx, "http://"+addr+"/plain", "{}")
+	require.NoError(t, err, "the call went to the switched connection")
+	require.Equal(t, "ok", readAll(t, resp))
+	require.EqualValues(t, 2, accepted.Load())
+}
+
 // BenchmarkUpstreamTransports is one chat call over loopback to an upstream that answers a
 // fixed completion, through net/http's transport and through the direct one that plain-HTTP
 // upstreams use. Run both in one go: the difference is the transport's hand-offs.
@@ -320,6 +355,7 @@ func FuzzDirectNeverHandsOneCallsLeftoversToTheNext(f *testing.F) {
 	f.Add([]byte("HTTP/1.1 204 No Content\r\n\r\nHTTP/1.1 200 OK\r\nContent-Length: 6\r\n\r\nstale!"))
 	f.Add([]byte("HTTP/1.1 200 OK\r\nContent-Length: 9\r\n\r\nshort"))
 	f.Add([]byte("HTTP/1.0 200 OK\r\n\r\nuntil close"))
+	f.Add([]byte("HTTP/1.1 101 Switching Protocols\r\nUpgrade: x\r\n\r\n"))
 	f.Add([]byte("garbage"))
 	var reply atomic.Pointer[[]byte]
 	var mu sync.Mutex
