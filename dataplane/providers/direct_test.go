@@ -68,6 +68,22 @@ func rawUpstreamConns(t testing.TB, serve func(conn net.Conn)) (addr string, acc
 	return ln.Addr().String(), accepted
 }
 
+// eachRequest reads requests off conn, each body drained, and lets reply answer them by path
+// until reading fails or reply returns false.
+func eachRequest(conn net.Conn, reply func(path string) bool) {
+	br := bufio.NewReader(conn)
+	for {
+		req, err := http.ReadRequest(br)
+		if err != nil {
+			return
+		}
+		_, _ = io.Copy(io.Discard, req.Body)
+		if !reply(req.URL.Path) {
+			return
+		}
+	}
+}
+
 func post(t *testing.T, hc *http.Client, ctx context.Context, url, body string) (*http.Response, error) {
 	t.Helper()
 	req, err := http.NewRequestWithContext(ctx, http.MethodPost, url, strings.NewReader(body))
@@ -110,10 +126,10 @@ func TestDirectCallsReuseOneConnection(t *testing.T) {
 func TestDirectCallsSkipAConnectionTheUpstreamClosed(t *testing.T) {
 	// One request per connection, answered as kept alive, then closed.
 	addr, accepted := rawUpstreamConns(t, func(conn net.Conn) {
-		if req, err := http.ReadRequest(bufio.NewReader(conn)); err == nil {
-			_, _ = io.Copy(io.Discard, req.Body)
+		eachRequest(conn, func(string) bool {
 			_, _ = io.WriteString(conn, "HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok")
-		}
+			return false
+		})
 	})
 	hc := providers.NewHTTPClient(0)
 	t.Cleanup(hc.CloseIdleConnections)
@@ -252,19 +268,14 @@ func TestDirectLeavesProxiedHostsAndLargeBodiesToNetHTTP(t *testing.T) {
 func TestDirectCallsSkipAConnectionWithUnaskedBytes(t *testing.T) {
 	sentExtra := make(chan struct{}, 4)
 	addr, accepted := rawUpstreamConns(t, func(conn net.Conn) {
-		br := bufio.NewReader(conn)
-		for {
-			req, err := http.ReadRequest(br)
-			if err != nil {
-				return
-			}
-			_, _ = io.Copy(io.Discard, req.Body)
+		eachRequest(conn, func(path string) bool {
 			_, _ = io.WriteString(conn, "HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok")
-			if req.URL.Path == "/extra" {
+			if path == "/extra" {
 				_, _ = io.WriteString(conn, "HTTP/1.1 200 OK\r\nContent-Length: 5\r\n\r\nstale")
 				sentExtra <- struct{}{}
 			}
-		}
+			return true
+		})
 	})
 	hc := providers.NewHTTPClient(0)
 	t.Cleanup(hc.CloseIdleConnections)
@@ -283,20 +294,15 @@ func TestDirectCallsSkipAConnectionWithUnaskedBytes(t *testing.T) {
 func TestDirectCallsDoNotReuseASwitchedConnection(t *testing.T) {
 	done := make(chan struct{})
 	addr, accepted := rawUpstreamConns(t, func(conn net.Conn) {
-		br := bufio.NewReader(conn)
-		for {
-			req, err := http.ReadRequest(br)
-			if err != nil {
-				return
-			}
-			_, _ = io.Copy(io.Discard, req.Body)
-			if req.URL.Path == "/upgrade" {
+		eachRequest(conn, func(path string) bool {
+			if path == "/upgrade" {
 				_, _ = io.WriteString(conn, "HTTP/1.1 101 Switching Protocols\r\nUpgrade: x\r\nConnection: Upgrade\r\n\r\n")
 				<-done // another protocol now: nothing more is answered here
-				return
+				return false
 			}
 			_, _ = io.WriteString(conn, "HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok")
-		}
+			return true
+		})
 	})
 	t.Cleanup(func() { close(done) }) // before the upstream's cleanup waits for its connections
 	hc := providers.NewHTTPClient(0)
@@ -364,19 +370,14 @@ func FuzzDirectNeverHandsOneCallsLeftoversToTheNext(f *testing.F) {
 		mu.Lock()
 		conns = append(conns, conn)
 		mu.Unlock()
-		br := bufio.NewReader(conn)
-		for {
-			req, err := http.ReadRequest(br)
-			if err != nil {
-				return
-			}
-			_, _ = io.Copy(io.Discard, req.Body)
-			if req.URL.Path == "/first" {
+		eachRequest(conn, func(path string) bool {
+			if path == "/first" {
 				_, _ = conn.Write(*reply.Load()) // one write: the reply arrives whole
-				continue
+			} else {
+				_, _ = io.WriteString(conn, "HTTP/1.1 200 OK\r\nContent-Length: 6\r\n\r\nsecond")
 			}
-			_, _ = io.WriteString(conn, "HTTP/1.1 200 OK\r\nContent-Length: 6\r\n\r\nsecond")
-		}
+			return true
+		})
 	})
 	f.Cleanup(func() {
 		mu.Lock()
