@@ -96,10 +96,7 @@ func (t *directTransport) RoundTrip(req *http.Request) (*http.Response, error) {
 			stop()
 		}
 		pc.close()
-		if cerr := ctx.Err(); cerr != nil {
-			err = cerr
-		}
-		return nil, err
+		return nil, cancelled(ctx, err)
 	}
 	// A connection that switched protocols (101) no longer speaks HTTP/1.1: never reused.
 	keep := !resp.Close && !req.Close && resp.StatusCode != http.StatusSwitchingProtocols
@@ -128,26 +125,21 @@ func (t *directTransport) CloseIdleConnections() {
 	t.tr.CloseIdleConnections()
 }
 
-// host returns the pool of req's host, deciding on first sight whether its calls go direct.
+// host returns the pool of req's host, deciding on first sight whether its calls go direct (the
+// environment's proxy function is cheap: net/http reads the environment once).
 func (t *directTransport) host(req *http.Request) *directHost {
 	t.mu.Lock()
-	h := t.hosts[req.URL.Host]
-	t.mu.Unlock()
-	if h != nil {
+	defer t.mu.Unlock()
+	if h := t.hosts[req.URL.Host]; h != nil {
 		return h
 	}
-	h = &directHost{addr: req.URL.Host, direct: true}
+	h := &directHost{addr: req.URL.Host, direct: true}
 	if req.URL.Port() == "" {
 		h.addr = net.JoinHostPort(req.URL.Hostname(), "80")
 	}
 	if proxy := t.tr.Proxy; proxy != nil {
 		u, err := proxy(req)
 		h.direct = err == nil && u == nil // a proxy error is net/http's to report
-	}
-	t.mu.Lock()
-	defer t.mu.Unlock()
-	if prev := t.hosts[req.URL.Host]; prev != nil {
-		return prev
 	}
 	t.hosts[req.URL.Host] = h
 	return h
@@ -318,9 +310,7 @@ func (b *directBody) Read(p []byte) (int, error) {
 		b.eof = true
 		b.finish(true)
 	case err != nil:
-		if cerr := b.ctx.Err(); cerr != nil {
-			err = cerr
-		}
+		err = cancelled(b.ctx, err)
 		b.finish(false)
 	}
 	return n, err
@@ -350,6 +340,15 @@ func (b *directBody) finish(reusable bool) {
 	if !reusable {
 		_ = b.rc.Close() // the connection is closed: this returns at once
 	}
+}
+
+// cancelled reports an I/O error of a call whose context ended as the context's error: the
+// connection's deadline, which the cancellation set, is what failed it.
+func cancelled(ctx context.Context, err error) error {
+	if cerr := ctx.Err(); cerr != nil {
+		return cerr
+	}
+	return err
 }
 
 // closeRequestBody closes a request's body, as a RoundTripper must even when it fails.
