@@ -323,11 +323,10 @@ func TestDirectCallsDoNotReuseASwitchedConnection(t *testing.T) {
 // fixed completion, through net/http's transport and through the direct one that plain-HTTP
 // upstreams use. Run both in one go: the difference is the transport's hand-offs.
 func BenchmarkUpstreamTransports(b *testing.B) {
-	reply := `{"id":"chatcmpl-1","object":"chat.completion","created":1,"model":"gpt-4o-mini","choices":[{"index":0,"message":{"role":"assistant","content":"Revenue grew in every region while costs held steady."},"logprobs":null,"finish_reason":"stop"}],"usage":{"prompt_tokens":300,"completion_tokens":12,"total_tokens":312}}`
 	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		_, _ = io.Copy(io.Discard, r.Body)
 		w.Header().Set("Content-Type", "application/json")
-		_, _ = io.WriteString(w, reply)
+		_, _ = io.WriteString(w, benchChatReply)
 	}))
 	b.Cleanup(srv.Close)
 	for _, name := range []string{"net-http", "direct"} {
@@ -339,13 +338,7 @@ func BenchmarkUpstreamTransports(b *testing.B) {
 			b.Cleanup(hc.CloseIdleConnections)
 			p, err := providers.New(config.Provider{Name: "bench/openai", Type: config.ProviderOpenAI, BaseURL: srv.URL + "/v1", APIKey: "sk-bench"}, hc)
 			require.NoError(b, err)
-			req := realisticChat()
-			b.ReportAllocs()
-			for b.Loop() {
-				if _, err := p.Chat(b.Context(), req); err != nil {
-					b.Fatal(err)
-				}
-			}
+			benchChatCalls(b, p, realisticChat())
 		})
 	}
 }

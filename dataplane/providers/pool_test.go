@@ -90,13 +90,7 @@ func BenchmarkOpenAIChatAgainstTheFake(b *testing.B) {
 	cfg := srv.Provider()
 	p, err := providers.New(cfg, providers.NewHTTPClient(0))
 	require.NoError(b, err)
-	req := chatRequest()
-	b.ReportAllocs()
-	for b.Loop() {
-		if _, err := p.Chat(b.Context(), req); err != nil {
-			b.Fatal(err)
-		}
-	}
+	benchChatCalls(b, p, chatRequest())
 }
 
 func BenchmarkMockChat(b *testing.B) {

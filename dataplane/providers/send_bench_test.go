@@ -43,6 +43,20 @@ func realisticChat() *providers.ChatRequest {
 	}
 }
 
+// benchChatReply is the chat completion the benchmarks' upstreams answer.
+const benchChatReply = `{"id":"chatcmpl-1","object":"chat.completion","created":1,"model":"gpt-4o-mini","choices":[{"index":0,"message":{"role":"assistant","content":"Revenue grew in every region while costs held steady."},"logprobs":null,"finish_reason":"stop"}],"usage":{"prompt_tokens":300,"completion_tokens":12,"total_tokens":312,"prompt_tokens_details":{"cached_tokens":0}}}`
+
+// benchChatCalls measures p.Chat(req), one call per iteration.
+func benchChatCalls(b *testing.B, p providers.Provider, req *providers.ChatRequest) {
+	b.Helper()
+	b.ReportAllocs()
+	for b.Loop() {
+		if _, err := p.Chat(b.Context(), req); err != nil {
+			b.Fatal(err)
+		}
+	}
+}
+
 // cannedUpstream answers every request with one fixed chat completion after reading the whole
 // request body, without a network: what remains is the adapter's and net/http's client work.
 type cannedUpstream struct{ reply []byte }
@@ -68,25 +82,17 @@ func (u cannedUpstream) RoundTrip(req *http.Request) (*http.Response, error) {
 // by an in-memory RoundTripper: encoding the body, building the request, http.Client.Do and
 // decoding the reply.
 func BenchmarkOpenAIChatThroughTheClient(b *testing.B) {
-	reply := []byte(`{"id":"chatcmpl-1","object":"chat.completion","created":1,"model":"gpt-4o-mini","choices":[{"index":0,"message":{"role":"assistant","content":"Revenue grew in every region while costs held steady."},"logprobs":null,"finish_reason":"stop"}],"usage":{"prompt_tokens":300,"completion_tokens":12,"total_tokens":312,"prompt_tokens_details":{"cached_tokens":0}}}`)
-	hc := &http.Client{Transport: cannedUpstream{reply: reply}}
+	hc := &http.Client{Transport: cannedUpstream{reply: []byte(benchChatReply)}}
 	p, err := providers.New(config.Provider{Name: "bench/openai", Type: config.ProviderOpenAI, BaseURL: "http://127.0.0.1:1/v1", APIKey: "sk-bench"}, hc)
 	require.NoError(b, err)
-	req := realisticChat()
-	b.ReportAllocs()
-	for b.Loop() {
-		if _, err := p.Chat(b.Context(), req); err != nil {
-			b.Fatal(err)
-		}
-	}
+	benchChatCalls(b, p, realisticChat())
 }
 
 // BenchmarkOpenAIChatWithinARouteTimeout is BenchmarkOpenAIChatThroughTheClient under a route's
 // timeout, bounded as the request path bounded it before (a deadline context per attempt) and as
 // it does now for the HTTP adapters (providers.WithCallTimeout, enforced by the call's watchdog).
 func BenchmarkOpenAIChatWithinARouteTimeout(b *testing.B) {
-	reply := []byte(`{"id":"chatcmpl-1","object":"chat.completion","created":1,"model":"gpt-4o-mini","choices":[{"index":0,"message":{"role":"assistant","content":"Revenue grew in every region while costs held steady."},"logprobs":null,"finish_reason":"stop"}],"usage":{"prompt_tokens":300,"completion_tokens":12,"total_tokens":312,"prompt_tokens_details":{"cached_tokens":0}}}`)
-	hc := &http.Client{Transport: cannedUpstream{reply: reply}}
+	hc := &http.Client{Transport: cannedUpstream{reply: []byte(benchChatReply)}}
 	p, err := providers.New(config.Provider{Name: "bench/openai", Type: config.ProviderOpenAI, BaseURL: "http://127.0.0.1:1/v1", APIKey: "sk-bench"}, hc)
 	require.NoError(b, err)
 	req := realisticChat()
